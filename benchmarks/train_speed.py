@@ -1,0 +1,93 @@
+"""Seconds per training iteration and peak memory of the default (paper) configuration.
+
+Each crop size runs in its own subprocess so that the peak resident memory it
+reports belongs to that configuration alone. Data are random tensors: this
+measures the step (6 generator passes, 4+4 discriminator passes, 2 Adam
+updates), not image decoding.
+
+    python benchmarks/train_speed.py --crop-sizes 128 256 --steps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+
+
+def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, device: str) -> dict:
+    import torch
+
+    from cyclegan.config import LossConfig, ModelConfig
+    from cyclegan.models import CycleGANNets
+    from cyclegan.pool import ImagePool
+    from cyclegan.training.step import Optimizers, Pools, train_step
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    nets = CycleGANNets.build(ModelConfig(generator=generator)).to(dev).train()
+    opts = Optimizers(
+        gen=torch.optim.Adam(nets.generator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
+        disc=torch.optim.Adam(nets.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
+    )
+    pools = Pools(ImagePool(50, seed=1), ImagePool(50, seed=2))
+    a = torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1
+    b = torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1
+    for _ in range(warmup):
+        train_step(nets, opts, pools, a, b, LossConfig())
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        losses = train_step(nets, opts, pools, a, b, LossConfig())
+        float(losses["disc_b"])  # wait for the step to finish
+        times.append(time.perf_counter() - start)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times.sort()
+    return {
+        "crop": crop, "batch": batch, "generator": generator, "device": device, "steps": steps,
+        "sec_per_step_median": times[len(times) // 2], "sec_per_step_min": times[0],
+        "images_per_sec": batch / times[len(times) // 2], "peak_rss_gb": peak_kb / 1024**2,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crop-sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--generator", default="resnet_9blocks")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child process mode
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(measure(args.one, args.steps, args.warmup, args.generator, args.batch_size, args.device)))
+        return
+    results = []
+    for crop in args.crop_sizes:
+        cmd = [sys.executable, __file__, "--one", str(crop), "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--batch-size", str(args.batch_size), "--generator", args.generator, "--device", args.device]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print(f"# train_speed {date.today()} {platform.processor() or platform.machine()} ({args.device})")
+    print("| crop | batch | generator | s/step (median) | s/step (min) | images/s | peak RSS (GB) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['crop']} | {r['batch']} | {r['generator']} | {r['sec_per_step_median']:.2f} | "
+              f"{r['sec_per_step_min']:.2f} | {r['images_per_sec']:.2f} | {r['peak_rss_gb']:.2f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": str(date.today()), "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

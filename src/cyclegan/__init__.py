@@ -1,0 +1,28 @@
+"""cyclegan: faithful, fast CycleGAN (Zhu, Park, Isola, Efros, ICCV 2017) in plain PyTorch.
+
+    import cyclegan
+    cfg = cyclegan.TrainConfig(data=cyclegan.DataConfig(dataroot="datasets/horse2zebra"))
+    run_dir = cyclegan.train(cfg)
+    zebra = cyclegan.Translator.from_run(run_dir)(horse_image)
+"""
+
+from .config import (
+    ConfigError,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+)
+from .data.demo import demo_config, demo_root
+from .models import CycleGANNets
+from .training.loop import train
+from .translate import Translator
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "CycleGANNets", "DataConfig", "LossConfig", "ModelConfig", "OptimConfig", "RunConfig",
+    "TrainConfig", "Translator", "demo_config", "demo_root", "train", "__version__",
+]

@@ -1,0 +1,153 @@
+"""Command line: `cyclegan train | translate`.
+
+Every training option is generated from the config dataclasses (config.py), so
+`cyclegan train --help` lists them all with their defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args
+from .data.demo import demo_config
+from .data.images import DatasetError, ImageLoadError
+from .training.checkpoint import CheckpointError
+
+EXPECTED_ERRORS = (ConfigError, DatasetError, ImageLoadError, CheckpointError, FileNotFoundError)
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a CycleGAN (no DATAROOT: the built-in demo)",
+        description="Train a CycleGAN on DATAROOT (trainA/ + trainB/, or train/ with --dataset-mode aligned). "
+        "Without DATAROOT, trains the demo preset on the built-in horse2zebra subset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("dataroot", nargs="?", default=None, help="dataset folder (omit for the built-in demo)")
+    p.add_argument("--resume", action="store_true", help="continue the run CHECKPOINTS_DIR/NAME from its latest checkpoint")
+    p.add_argument("--override-config", action="store_true",
+                   help="with --resume: allow changing the schedule, loss weights or data folder of the run")
+    p.add_argument("--config", type=Path, default=None, help="start from this config.json (options given here override it)")
+    add_config_arguments(p, skip={"dataroot"})
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training.loop import train
+
+    if args.dataroot is not None:
+        args.dataroot = str(Path(args.dataroot))
+    if args.resume:
+        probe = config_from_args(args, demo_config() if args.dataroot is None else None)
+        saved = probe.run_dir() / "config.json"
+        if not saved.is_file():
+            raise CheckpointError(f"nothing to resume: {saved} does not exist (check --name and --checkpoints-dir)")
+        base = TrainConfig.load(saved)
+    elif args.config is not None:
+        base = TrainConfig.load(args.config)
+    else:
+        base = demo_config() if args.dataroot is None else TrainConfig()
+    cfg = config_from_args(args, base)
+    train(cfg, resume=args.resume, override_config=args.override_config)
+    return 0
+
+
+def _translate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "translate",
+        help="translate images with a trained run",
+        description="Translate image files or folders with a trained generator. Outputs are PNG files named "
+        "after their inputs, at the input's size.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run", type=Path, help="run directory written by `cyclegan train`, or a generator .safetensors file")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB", help="which generator to apply")
+    p.add_argument("--output-dir", type=Path, required=True, help="where translated images are written")
+    p.add_argument("--config", type=Path, default=None,
+                   help="config.json describing a bare weights file (default: the run's or the file's folder's)")
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (same-size images are batched)")
+    p.add_argument("--max-size", type=int, default=None,
+                   help="translate images larger than this (longest side) at this size, then scale back")
+    p.add_argument("--cycle", action="store_true", help="also write OUTPUT_DIR/cycle/NAME.png: input | translated | reconstructed")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, mps")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    p.set_defaults(func=_cmd_translate)
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from .translate import Translator
+
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    if args.max_size is not None and args.max_size < 4:
+        raise ConfigError("--max-size must be at least 4")
+    if args.run.is_file():
+        config = args.config or _find_config(args.run)
+        if args.cycle:
+            raise ConfigError("--cycle needs both generators: pass the run directory instead of a weights file")
+        translator = Translator.from_weights(args.run, config, args.direction, args.device)
+    elif args.run.is_dir():
+        translator = Translator.from_run(args.run, args.direction, args.device, with_inverse=args.cycle)
+    else:
+        raise FileNotFoundError(f"{args.run} does not exist; pass a run directory made by `cyclegan train`")
+    written = translator.translate_files(
+        args.inputs, args.output_dir, batch_size=args.batch_size, max_size=args.max_size,
+        cycle_view=args.cycle, progress=args.progress,
+    )
+    print(f"wrote {len(written)} images to {args.output_dir}")
+    return 0
+
+
+def _find_config(weights: Path) -> Path:
+    for candidate in (weights.parent / "config.json", weights.parent.parent.parent / "config.json"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"no config.json found for {weights}; pass --config RUN_DIR/config.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cyclegan",
+        description="CycleGAN (Zhu et al., ICCV 2017): unpaired image-to-image translation.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub)
+    _translate_parser(sub)
+    return parser
+
+
+def _one_line(err: BaseException) -> str:
+    # Errors raised in DataLoader workers arrive with the worker's traceback in the
+    # message; the last line carries the original one.
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else type(err).__name__
+    prefix = f"{type(err).__module__}.{type(err).__name__}: "
+    return last[len(prefix):] if last.startswith(prefix) else last
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EXPECTED_ERRORS as err:
+        print(f"cyclegan: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cyclegan: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - out-of-memory gets advice, everything else its traceback
+        import torch
+
+        if isinstance(err, torch.cuda.OutOfMemoryError):
+            print("cyclegan: error: out of GPU memory; lower --crop-size or --batch-size, "
+                  "or use --generator resnet_6blocks / a smaller --ngf", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

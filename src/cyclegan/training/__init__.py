@@ -1,0 +1,1 @@
+"""Training: one iteration (step), the loop around it, schedule and checkpoints."""

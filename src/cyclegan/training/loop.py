@@ -1,0 +1,273 @@
+"""The training loop: data -> step -> log, samples, checkpoints. One function, top to bottom."""
+
+from __future__ import annotations
+
+import csv
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..config import TrainConfig, config_diff
+from ..data import PairSampler, build_train_dataset
+from ..data.demo import demo_root
+from ..models import CycleGANNets
+from ..pool import ImagePool
+from .checkpoint import (
+    CheckpointError,
+    Progress,
+    latest_checkpoint,
+    load_nets,
+    load_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .samples import save_sample_grid
+from .schedule import lr_factor
+from .step import LOSS_NAMES, Optimizers, Pools, train_step
+
+# Fields that only change how a run is watched or where it runs, never what it computes.
+FREE_TO_CHANGE = {
+    "run.max_steps", "run.device", "run.print_freq", "run.sample_freq", "run.save_latest_freq",
+    "run.save_epoch_freq", "run.progress", "run.checkpoints_dir", "data.num_workers",
+}
+# Fields a user may change on resume when they say so (--override-config): the run stays
+# well defined (same networks, same data shapes), it just continues differently.
+CHANGEABLE_WITH_OVERRIDE = {
+    "optim.n_epochs", "optim.n_epochs_decay", "optim.lr_policy", "optim.lr_decay_iters", "optim.lr",
+    "optim.beta1", "optim.beta2", "loss.gan_weight", "loss.lambda_a", "loss.lambda_b",
+    "loss.lambda_identity", "loss.gan_mode", "data.dataroot", "data.on_bad_image",
+}
+
+N_SAMPLES = 4
+LOG_FILE = "loss_log.csv"
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def check_resume_config(saved: TrainConfig, new: TrainConfig, override: bool) -> None:
+    """Refuse a resume whose config changes what the run computes, listing every difference."""
+    diffs = [d for d in config_diff(saved, new) if d[0] not in FREE_TO_CHANGE]
+    refused = [d for d in diffs if not (override and d[0] in CHANGEABLE_WITH_OVERRIDE)]
+    if refused:
+        listed = "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in refused)
+        hint = (
+            " (--override-config allows changing " + ", ".join(sorted(CHANGEABLE_WITH_OVERRIDE)) + ")"
+            if any(d[0] in CHANGEABLE_WITH_OVERRIDE for d in refused)
+            else "; start a new run with another --name instead"
+        )
+        raise CheckpointError(f"cannot resume with a different config: {listed}{hint}")
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between steps so a checkpoint is never torn."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.signum is not None:  # second Ctrl-C: the user really wants out
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {s: signal.signal(s, flag) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _ignore_sigint_in_worker(_: int) -> None:
+    # Ctrl-C reaches the whole process group; workers must leave it to the main process,
+    # which saves a checkpoint before leaving.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _LossLog:
+    """CSV of the loss terms averaged over each logging window."""
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        self.columns = ["step", "epoch", "lr", "sec_per_step", *LOSS_NAMES]
+        if path.exists() and resume_step > 0:
+            # Rows logged after the checkpoint we resume from will be logged again.
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+            self._write(rows)
+        else:
+            self._write([])
+
+    def _write(self, rows: list[dict]) -> None:
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.columns).writerow(row)
+
+
+def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False) -> Path:
+    """Train (or continue) the run described by `cfg`; return its run directory."""
+    cfg.validate()
+    run_dir = cfg.run_dir()
+    config_path = run_dir / "config.json"
+    checkpoint = latest_checkpoint(run_dir)
+    if resume:
+        if checkpoint is None:
+            raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoint there (drop --resume to start it)")
+        check_resume_config(TrainConfig.load(config_path), cfg, override_config)
+    elif checkpoint is not None:
+        raise CheckpointError(
+            f"{run_dir} already holds a run (checkpoint {checkpoint.name}); "
+            "pass --resume to continue it or choose another --name"
+        )
+    device = pick_device(cfg.run.device)
+
+    # ---- data
+    root = Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root()
+    dataset = build_train_dataset(cfg.data, root, cfg.model.input_nc, cfg.model.output_nc)
+    sampler = PairSampler(dataset.len_a, dataset.len_b, seed=cfg.run.seed, serial=cfg.data.serial_batches)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.optim.batch_size,
+        sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.data.num_workers > 0,
+        worker_init_fn=_ignore_sigint_in_worker if cfg.data.num_workers > 0 else None,
+    )
+    steps_per_epoch = math.ceil(len(dataset) / cfg.optim.batch_size)
+    fixed = [dataset[(i % dataset.len_a, i % dataset.len_b, i)] for i in range(N_SAMPLES)]
+    sample_a = torch.stack([s["a"] for s in fixed]).to(device)
+    sample_b = torch.stack([s["b"] for s in fixed]).to(device)
+
+    # ---- networks, optimisers, pools
+    torch.manual_seed(cfg.run.seed)
+    nets = CycleGANNets.build(cfg.model).to(device).train()
+    betas = (cfg.optim.beta1, cfg.optim.beta2)
+    optimizers = Optimizers(
+        gen=torch.optim.Adam(nets.generator_parameters(), lr=cfg.optim.lr, betas=betas),
+        disc=torch.optim.Adam(nets.discriminator_parameters(), lr=cfg.optim.lr, betas=betas),
+    )
+    pools = Pools(
+        fake_a=ImagePool(cfg.optim.pool_size, seed=cfg.run.seed * 2 + 1),
+        fake_b=ImagePool(cfg.optim.pool_size, seed=cfg.run.seed * 2 + 2),
+    )
+    progress = Progress()
+    if resume:
+        load_nets(checkpoint, nets.by_name())
+        state = load_state(checkpoint)
+        optimizers.gen.load_state_dict(state["opt_gen"])
+        optimizers.disc.load_state_dict(state["opt_disc"])
+        pools.fake_a.load_state_dict(state["pool_a"], device)
+        pools.fake_b.load_state_dict(state["pool_b"], device)
+        set_rng_state(state["rng"])
+        progress = Progress(**state["progress"])
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(config_path)
+    log = _LossLog(run_dir / LOG_FILE, progress.step)
+
+    last_saved = progress.step
+
+    def checkpoint_now(name: str) -> Path:
+        nonlocal last_saved
+        last_saved = progress.step
+        state = {
+            "progress": vars(progress).copy(),
+            "opt_gen": optimizers.gen.state_dict(),
+            "opt_disc": optimizers.disc.state_dict(),
+            "pool_a": pools.fake_a.state_dict(),
+            "pool_b": pools.fake_b.state_dict(),
+            "rng": rng_state(),
+        }
+        return save_checkpoint(run_dir, nets.by_name(), state, name)
+
+    total_steps = cfg.total_epochs * steps_per_epoch
+    if cfg.run.max_steps is not None:
+        total_steps = min(total_steps, cfg.run.max_steps)
+    if progress.step >= total_steps:
+        print(f"{run_dir}: already at step {progress.step} of {total_steps}; nothing to do")
+        return run_dir
+    print(f"training {run_dir} on {device}: {len(dataset)} pairs per epoch, {total_steps} steps; "
+          f"sample grids in {run_dir / 'samples'}", flush=True)
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not cfg.run.progress, unit="it", dynamic_ncols=True)
+    window: dict[str, torch.Tensor] = {}
+    window_start, window_steps = time.perf_counter(), 0
+
+    with _stop_on_signals() as stop:
+        while progress.epoch <= cfg.total_epochs and progress.step < total_steps:
+            lr = cfg.optim.lr * lr_factor(progress.epoch, cfg.optim)
+            for opt in (optimizers.gen, optimizers.disc):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            sampler.set_epoch(progress.epoch, start=progress.position)
+            for batch in loader:
+                real_a = batch["a"].to(device, non_blocking=True)
+                real_b = batch["b"].to(device, non_blocking=True)
+                losses = train_step(nets, optimizers, pools, real_a, real_b, cfg.loss)
+                progress.step += 1
+                progress.position += real_a.shape[0]
+                window_steps += 1
+                for name, value in losses.items():
+                    window[name] = window.get(name, 0) + value
+                bar.update(1)
+
+                if progress.step % cfg.run.print_freq == 0 or progress.step == total_steps:
+                    elapsed = time.perf_counter() - window_start
+                    means = {k: float(v) / window_steps for k, v in window.items()}  # the one host sync
+                    log.append({"step": progress.step, "epoch": progress.epoch, "lr": f"{lr:.3e}",
+                                "sec_per_step": f"{elapsed / window_steps:.4f}",
+                                **{k: f"{v:.5f}" for k, v in means.items()}})
+                    bar.set_postfix_str(f"ep {progress.epoch} " + " ".join(f"{k}={v:.3f}" for k, v in means.items()))
+                    window, window_start, window_steps = {}, time.perf_counter(), 0
+                if progress.step % cfg.run.sample_freq == 0 or progress.step == total_steps:
+                    save_sample_grid(nets, sample_a, sample_b, run_dir / "samples" / f"step_{progress.step:08d}.png")
+                if progress.step >= total_steps or stop.signum is not None:
+                    break
+                if progress.step % cfg.run.save_latest_freq == 0 and progress.position < len(dataset):
+                    checkpoint_now(f"step_{progress.step:08d}")
+            if progress.position >= len(dataset):  # the epoch ran to its end
+                finished = progress.epoch
+                progress.epoch += 1
+                progress.position = 0
+                keep = finished % cfg.run.save_epoch_freq == 0 or finished == cfg.total_epochs
+                checkpoint_now(f"epoch_{finished:04d}" if keep else f"step_{progress.step:08d}")
+            if stop.signum is not None:
+                break
+    bar.close()
+    if progress.step != last_saved:
+        checkpoint_now(f"step_{progress.step:08d}")
+    if stop.signum is not None:
+        print(f"stopped by {signal.Signals(stop.signum).name} at step {progress.step}; checkpoint saved. "
+              f"Continue with: cyclegan train {cfg.data.dataroot or ''} --name {cfg.run.name} "
+              f"--checkpoints-dir {cfg.run.checkpoints_dir} --resume".replace("  ", " "))
+    else:
+        print(f"done: step {progress.step}, epoch {min(progress.epoch, cfg.total_epochs)}; run directory {run_dir}")
+    return run_dir

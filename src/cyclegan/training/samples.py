@@ -1,0 +1,69 @@
+"""Sample grids in the layout of the paper's Figure 4: input, translation,
+reconstruction and identity mapping, one row per image and direction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from ..models import CycleGANNets
+
+COLUMNS_A = ("real A", "G(A)", "F(G(A))", "F(A)")
+COLUMNS_B = ("real B", "F(B)", "G(F(B))", "G(B)")
+
+
+def _to_uint8(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) in [-1, 1] -> (N, 3, H, W) uint8, grayscale repeated to RGB."""
+    t = t.detach().float().cpu().clamp(-1, 1)
+    if t.shape[1] == 1:
+        t = t.expand(-1, 3, -1, -1)
+    return ((t + 1) * 127.5).round().to(torch.uint8)
+
+
+@torch.no_grad()
+def cycle_rows(nets: CycleGANNets, real_a: torch.Tensor, real_b: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Rows of (N, 3, H, W) uint8 images: first the A rows, then the B rows."""
+    was_training = nets.gen_ab.training
+    nets.gen_ab.eval()
+    nets.gen_ba.eval()
+    fake_b, fake_a = nets.gen_ab(real_a), nets.gen_ba(real_b)
+    a_cols = [real_a, fake_b, nets.gen_ba(fake_b)]
+    b_cols = [real_b, fake_a, nets.gen_ab(fake_a)]
+    if real_a.shape[1] == real_b.shape[1]:
+        a_cols.append(nets.gen_ba(real_a))
+        b_cols.append(nets.gen_ab(real_b))
+    nets.gen_ab.train(was_training)
+    nets.gen_ba.train(was_training)
+    return [[_to_uint8(c) for c in a_cols], [_to_uint8(c) for c in b_cols]]
+
+
+def render_grid(groups: list[list[torch.Tensor]], headers: list[tuple[str, ...]], pad: int = 2) -> Image.Image:
+    """Tile groups of columns (each a batch of equally sized images) under text headers."""
+    n, _, h, w = groups[0][0].shape
+    n_cols = max(len(g) for g in groups)
+    header_h = 14
+    rows_total = sum(g[0].shape[0] for g in groups)
+    width = n_cols * (w + pad) + pad
+    height = len(groups) * header_h + rows_total * (h + pad) + pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    y = pad
+    for group, names in zip(groups, headers):
+        for c, name in enumerate(names[: len(group)]):
+            draw.text((pad + c * (w + pad) + 2, y), name, fill=(0, 0, 0))
+        y += header_h
+        for i in range(group[0].shape[0]):
+            for c, column in enumerate(group):
+                tile = Image.fromarray(column[i].permute(1, 2, 0).numpy())
+                canvas.paste(tile, (pad + c * (w + pad), y))
+            y += h + pad
+    return canvas
+
+
+def save_sample_grid(nets: CycleGANNets, real_a: torch.Tensor, real_b: torch.Tensor, path: Path) -> Path:
+    groups = cycle_rows(nets, real_a, real_b)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    render_grid(groups, [COLUMNS_A, COLUMNS_B]).save(path)
+    return path

@@ -1,0 +1,97 @@
+"""One CycleGAN iteration: a generator update, then a discriminator update.
+
+Reads like the paper's objective. With a = real image of domain A, b = of B:
+  G step:  L = w_gan * [gan(D_B(G(a)), real) + gan(D_A(F(b)), real)]
+             + lambda_a * |F(G(a)) - a| + lambda_b * |G(F(b)) - b|
+             + lambda_idt * (lambda_a * |F(a) - a| + lambda_b * |G(b) - b|)
+  D step:  D_A: 0.5 * [gan(D_A(a), real) + gan(D_A(pool_a(F(b))), fake)], same for D_B.
+A weight of 0 skips its term (and the passes only it needs), which gives the
+paper's ablations as settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import LossConfig
+from ..losses import gan_loss, l1_loss
+from ..models import CycleGANNets
+from ..pool import ImagePool
+
+
+@dataclass
+class Optimizers:
+    gen: torch.optim.Optimizer
+    disc: torch.optim.Optimizer
+
+
+@dataclass
+class Pools:
+    fake_a: ImagePool  # history of F(b), shown to disc_a
+    fake_b: ImagePool  # history of G(a), shown to disc_b
+
+
+def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def train_step(
+    nets: CycleGANNets,
+    optimizers: Optimizers,
+    pools: Pools,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    cfg: LossConfig,
+) -> dict[str, torch.Tensor]:
+    """Run one iteration in place; return the detached loss terms (no host sync)."""
+    G, F, D_A, D_B = nets.gen_ab, nets.gen_ba, nets.disc_a, nets.disc_b
+    use_gan = cfg.gan_weight > 0
+    zero = real_a.new_zeros(())
+    losses: dict[str, torch.Tensor] = {}
+
+    # ---- generators G and F
+    set_requires_grad([D_A, D_B], False)  # D only supplies gradients w.r.t. its input here
+    fake_b = G(real_a)
+    fake_a = F(real_b)
+    losses["gan_ab"] = gan_loss(D_B(fake_b), True, cfg.gan_mode) if use_gan else zero
+    losses["gan_ba"] = gan_loss(D_A(fake_a), True, cfg.gan_mode) if use_gan else zero
+    losses["cycle_a"] = l1_loss(F(fake_b), real_a) if cfg.lambda_a > 0 else zero
+    losses["cycle_b"] = l1_loss(G(fake_a), real_b) if cfg.lambda_b > 0 else zero
+    idt_weight_a = cfg.lambda_identity * cfg.lambda_a
+    idt_weight_b = cfg.lambda_identity * cfg.lambda_b
+    losses["idt_a"] = l1_loss(F(real_a), real_a) if idt_weight_a > 0 else zero
+    losses["idt_b"] = l1_loss(G(real_b), real_b) if idt_weight_b > 0 else zero
+    loss_gen = (
+        cfg.gan_weight * (losses["gan_ab"] + losses["gan_ba"])
+        + cfg.lambda_a * losses["cycle_a"]
+        + cfg.lambda_b * losses["cycle_b"]
+        + idt_weight_a * losses["idt_a"]
+        + idt_weight_b * losses["idt_b"]
+    )
+    optimizers.gen.zero_grad(set_to_none=True)
+    loss_gen.backward()
+    optimizers.gen.step()
+
+    # ---- discriminators D_A and D_B, on fakes drawn from the history pools
+    if use_gan:
+        set_requires_grad([D_A, D_B], True)
+        optimizers.disc.zero_grad(set_to_none=True)
+        pooled_a = pools.fake_a.query(fake_a.detach())
+        pooled_b = pools.fake_b.query(fake_b.detach())
+        # Halved so D learns more slowly than G (paper, section 4).
+        losses["disc_a"] = 0.5 * (gan_loss(D_A(real_a), True, cfg.gan_mode) + gan_loss(D_A(pooled_a), False, cfg.gan_mode))
+        losses["disc_b"] = 0.5 * (gan_loss(D_B(real_b), True, cfg.gan_mode) + gan_loss(D_B(pooled_b), False, cfg.gan_mode))
+        (losses["disc_a"] + losses["disc_b"]).backward()
+        optimizers.disc.step()
+    else:
+        losses["disc_a"] = losses["disc_b"] = zero
+
+    return {name: value.detach() for name, value in losses.items()}
+
+
+LOSS_NAMES = ("gan_ab", "gan_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "disc_a", "disc_b")

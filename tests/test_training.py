@@ -1,0 +1,109 @@
+import csv
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cyclegan.config import TrainConfig
+from cyclegan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
+from cyclegan.training.loop import train
+
+from conftest import tiny_config
+
+
+def _weights(run_dir):
+    ckpt = latest_checkpoint(run_dir)
+    return {name: load_file(str(ckpt / f"{name}.safetensors")) for name in ("gen_ab", "gen_ba", "disc_a", "disc_b")}
+
+
+def test_run_directory_contents(unaligned_root, tmp_path):
+    cfg = tiny_config(unaligned_root, tmp_path / "runs", max_steps=5)
+    run_dir = train(cfg)
+    assert TrainConfig.load(run_dir / "config.json") == cfg
+    ckpt = latest_checkpoint(run_dir)
+    assert ckpt.name == "step_00000005"
+    state = load_state(ckpt)
+    assert state["progress"] == {"epoch": 1, "position": 5, "step": 5}
+    rows = list(csv.DictReader(open(run_dir / "loss_log.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 4, 5]
+    assert {"gan_ab", "cycle_a", "idt_b", "disc_b", "sec_per_step", "lr"} <= set(rows[0])
+    assert (run_dir / "samples" / "step_00000004.png").is_file()
+    # only the newest step checkpoint survives
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["LATEST", "step_00000005"]
+
+
+def test_resume_continues_exactly(unaligned_root, tmp_path):
+    # 7 images in B -> 7 steps per epoch; 10 steps cross an epoch boundary and a pool refill.
+    straight = train(tiny_config(unaligned_root, tmp_path / "a", max_steps=10))
+    first = tiny_config(unaligned_root, tmp_path / "b", max_steps=4)
+    train(first)
+    resumed = train(dataclasses.replace(first, run=dataclasses.replace(first.run, max_steps=10)), resume=True)
+    wa, wb = _weights(straight), _weights(resumed)
+    for net in wa:
+        for key in wa[net]:
+            assert torch.equal(wa[net][key], wb[net][key]), (net, key)
+    log_a = [r["cycle_a"] for r in csv.DictReader(open(straight / "loss_log.csv"))]
+    log_b = [r["cycle_a"] for r in csv.DictReader(open(resumed / "loss_log.csv"))]
+    assert log_a == log_b
+
+
+def test_epoch_end_checkpoint_and_schedule(unaligned_root, tmp_path):
+    cfg = tiny_config(unaligned_root, tmp_path / "runs", save_epoch_freq=1)  # 1 + 1 epochs of 7 steps
+    run_dir = train(cfg)
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["LATEST", "epoch_0001", "epoch_0002"]
+    assert not (run_dir / "checkpoints" / "epoch_0001" / "state.pt").exists()  # superseded: weights only
+    rows = list(csv.DictReader(open(run_dir / "loss_log.csv")))
+    lrs = {int(r["epoch"]): float(r["lr"]) for r in rows}
+    assert lrs[1] == pytest.approx(2e-4) and lrs[2] == pytest.approx(1e-4)  # 1 - 1/(1+1)
+    # resuming a finished run does nothing
+    assert train(cfg, resume=True) == run_dir
+
+
+def test_existing_run_needs_resume(unaligned_root, tmp_path):
+    cfg = tiny_config(unaligned_root, tmp_path / "runs", max_steps=2)
+    train(cfg)
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(cfg)
+
+
+def test_resume_refuses_other_network(unaligned_root, tmp_path):
+    cfg = tiny_config(unaligned_root, tmp_path / "runs", max_steps=2)
+    train(cfg)
+    other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, ngf=8))
+    with pytest.raises(CheckpointError, match=r"model\.ngf: 4 -> 8"):
+        train(other, resume=True)
+    longer = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, n_epochs=3))
+    with pytest.raises(CheckpointError, match="--override-config"):
+        train(longer, resume=True)
+    train(longer, resume=True, override_config=True)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(unaligned_root, tmp_path):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(tiny_config(unaligned_root, tmp_path / "runs"), resume=True)
+
+
+def test_malicious_state_is_refused(unaligned_root, tmp_path):
+    run_dir = train(tiny_config(unaligned_root, tmp_path / "runs", max_steps=1))
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    ckpt = latest_checkpoint(run_dir)
+    torch.save({"format_version": 1, "x": Evil()}, ckpt / "state.pt")
+    with pytest.raises(CheckpointError, match="refusing"):
+        load_state(ckpt)
+    assert not marker.exists()
+
+
+def test_workers_give_the_same_run(unaligned_root, tmp_path):
+    cfg = tiny_config(unaligned_root, tmp_path / "w0", max_steps=3)
+    with_workers = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_workers=2),
+                                       run=dataclasses.replace(cfg.run, checkpoints_dir=str(tmp_path / "w2")))
+    a, b = _weights(train(cfg)), _weights(train(with_workers))
+    assert all(torch.equal(a["gen_ab"][k], b["gen_ab"][k]) for k in a["gen_ab"])
