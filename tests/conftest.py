@@ -42,3 +42,14 @@ def tiny_config(dataroot: Path, checkpoints: Path, name: str = "tiny", **run) ->
         run=RunConfig(name=name, checkpoints_dir=str(checkpoints), progress=False,
                       **{"print_freq": 2, "sample_freq": 4, "save_latest_freq": 3, **run}),
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    # Test tensors are tiny: a thread pool costs more than it saves, badly so on shared cores.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

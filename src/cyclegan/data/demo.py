@@ -16,10 +16,10 @@ def demo_root() -> Path:
 
 def demo_config() -> TrainConfig:
     """Paper defaults scaled down: 6-block ResNet (the paper's choice below 256 px),
-    half the filters, 64 px crops, and a 4 + 4 epoch schedule."""
+    half the filters, 64 px crops, and a 3 + 3 epoch schedule (1800 steps)."""
     return TrainConfig(
         model=ModelConfig(generator="resnet_6blocks", ngf=32, ndf=32),
         data=DataConfig(load_size=72, crop_size=64, num_workers=0),
-        optim=OptimConfig(n_epochs=4, n_epochs_decay=4),
-        run=RunConfig(name="demo", print_freq=50, sample_freq=200, save_latest_freq=1000, save_epoch_freq=4),
+        optim=OptimConfig(n_epochs=3, n_epochs_decay=3),
+        run=RunConfig(name="demo", print_freq=50, sample_freq=200, save_latest_freq=1000, save_epoch_freq=3),
     )

@@ -156,9 +156,9 @@ class UnetGenerator(nn.Module):
     """pix2pix's U-Net: `num_downs` stride-2 levels with skip connections.
 
     H and W must be multiples of 2 ** num_downs (128 for unet_128, 256 for
-    unet_256): the innermost map is then 1x1 per multiple. No norm layer sees
-    that map; the smallest normalised one is 2x2, so instance norm works at
-    batch size 1 too.
+    unet_256). At exactly that size the innermost map is 1x1, but no norm layer
+    sees it: the smallest normalised map is 2x2, so instance norm works even at
+    batch size 1.
     """
 
     def __init__(

@@ -40,21 +40,19 @@ def cycle_rows(nets: CycleGANNets, real_a: torch.Tensor, real_b: torch.Tensor) -
 
 
 def render_grid(groups: list[list[torch.Tensor]], headers: list[tuple[str, ...]], pad: int = 2) -> Image.Image:
-    """Tile groups of columns (each a batch of equally sized images) under text headers."""
-    n, _, h, w = groups[0][0].shape
-    n_cols = max(len(g) for g in groups)
+    """Tile groups of columns (each column a batch of equally sized images) under text headers."""
     header_h = 14
-    rows_total = sum(g[0].shape[0] for g in groups)
-    width = n_cols * (w + pad) + pad
-    height = len(groups) * header_h + rows_total * (h + pad) + pad
+    width = max(len(g) * (g[0].shape[3] + pad) for g in groups) + pad
+    height = pad + sum(header_h + g[0].shape[0] * (g[0].shape[2] + pad) for g in groups)
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     y = pad
     for group, names in zip(groups, headers):
+        n, _, h, w = group[0].shape
         for c, name in enumerate(names[: len(group)]):
             draw.text((pad + c * (w + pad) + 2, y), name, fill=(0, 0, 0))
         y += header_h
-        for i in range(group[0].shape[0]):
+        for i in range(n):
             for c, column in enumerate(group):
                 tile = Image.fromarray(column[i].permute(1, 2, 0).numpy())
                 canvas.paste(tile, (pad + c * (w + pad), y))
