@@ -33,10 +33,16 @@ def test_run_directory_contents(unaligned_root, tmp_path):
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["LATEST", "step_00000005"]
 
 
-def test_resume_continues_exactly(unaligned_root, tmp_path):
+@pytest.mark.parametrize("dropout", [False, True])
+def test_resume_continues_exactly(unaligned_root, tmp_path, dropout):
     # 7 images in B -> 7 steps per epoch; 10 steps cross an epoch boundary and a pool refill.
-    straight = train(tiny_config(unaligned_root, tmp_path / "a", max_steps=10))
-    first = tiny_config(unaligned_root, tmp_path / "b", max_steps=4)
+    # With dropout the global RNG matters too: its state must be restored and nothing else may draw from it.
+    def config(root, **run):
+        cfg = tiny_config(unaligned_root, root, **run)
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=dropout))
+
+    straight = train(config(tmp_path / "a", max_steps=10))
+    first = config(tmp_path / "b", max_steps=4)
     train(first)
     resumed = train(dataclasses.replace(first, run=dataclasses.replace(first.run, max_steps=10)), resume=True)
     wa, wb = _weights(straight), _weights(resumed)
@@ -61,11 +67,12 @@ def test_epoch_end_checkpoint_and_schedule(unaligned_root, tmp_path):
     assert train(cfg, resume=True) == run_dir
 
 
-def test_existing_run_needs_resume(unaligned_root, tmp_path):
+def test_existing_run_with_other_config_needs_resume(unaligned_root, tmp_path):
     cfg = tiny_config(unaligned_root, tmp_path / "runs", max_steps=2)
     train(cfg)
-    with pytest.raises(CheckpointError, match="--resume"):
-        train(cfg)
+    other = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, lambda_a=1.0))
+    with pytest.raises(CheckpointError, match=r"already holds a run .*loss\.lambda_a.*--resume"):
+        train(other)
 
 
 def test_resume_refuses_other_network(unaligned_root, tmp_path):

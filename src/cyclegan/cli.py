@@ -10,12 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
 from .training.checkpoint import CheckpointError
+from .training.loop import NonFiniteLossError, train
+from .translate import Translator
 
-EXPECTED_ERRORS = (ConfigError, DatasetError, ImageLoadError, CheckpointError, FileNotFoundError)
+EXPECTED_ERRORS = (ConfigError, DatasetError, ImageLoadError, CheckpointError, NonFiniteLossError, FileNotFoundError)
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +40,6 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training.loop import train
-
     if args.dataroot is not None:
         args.dataroot = str(Path(args.dataroot))
     if args.resume:
@@ -79,8 +81,6 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
-    from .translate import Translator
-
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     if args.max_size is not None and args.max_size < 4:
@@ -140,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         print("cyclegan: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - out-of-memory gets advice, everything else its traceback
-        import torch
-
         if isinstance(err, torch.cuda.OutOfMemoryError):
             print("cyclegan: error: out of GPU memory; lower --crop-size or --batch-size, "
                   "or use --generator resnet_6blocks / a smaller --ngf", file=sys.stderr)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .atomic import write_text_atomic
+
 GeneratorArch = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
 DiscriminatorArch = Literal["basic", "n_layers", "pixel"]
 NormKind = Literal["instance", "batch", "none"]
@@ -154,7 +156,7 @@ class TrainConfig:
         return _from_dict(cls, raw, "")
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
@@ -162,7 +164,10 @@ class TrainConfig:
             raw = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ConfigError(f"cannot read config {path}: {err}") from None
-        return cls.from_dict(raw)
+        try:
+            return cls.from_dict(raw).validate()
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
     @property
     def _d_layers(self) -> int:

@@ -26,6 +26,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..atomic import fsync_dir, fsync_file, write_text_atomic
+
 NET_NAMES = ("gen_ab", "gen_ba", "disc_a", "disc_b")
 STATE_FILE = "state.pt"
 FORMAT_VERSION = 1
@@ -56,29 +58,6 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return None
     path = root / pointer.read_text().strip()
     return path if path.is_dir() else None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _state_dict_for_file(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -132,10 +111,8 @@ def save_checkpoint(run_dir: Path, nets: dict[str, nn.Module], state: dict, name
     root = checkpoints_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
-    if final.is_dir() and (final / STATE_FILE).is_file():
-        # Same name means the same step: its state is already on disk, complete.
-        _write_text_atomic(root / "LATEST", name + "\n")
-        return final
+    if latest_checkpoint(run_dir) == final:
+        return final  # same name, same step: already on disk and complete
     tmp = root / f".tmp-{name}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -145,13 +122,13 @@ def save_checkpoint(run_dir: Path, nets: dict[str, nn.Module], state: dict, name
             save_weights(net, tmp / f"{net_name}.safetensors")
         torch.save({"format_version": FORMAT_VERSION, **state}, tmp / STATE_FILE)
         for f in tmp.iterdir():
-            _fsync_file(f)
-        _fsync_dir(tmp)
-        if final.exists():  # an epoch snapshot without its state: not what LATEST points to
+            fsync_file(f)
+        fsync_dir(tmp)
+        if final.exists():  # not what LATEST points to (e.g. left by a crash before LATEST moved)
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
-        _write_text_atomic(root / "LATEST", name + "\n")
+        fsync_dir(root)
+        write_text_atomic(root / "LATEST", name + "\n")
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         previous = latest_checkpoint(run_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import signal
 import threading
@@ -15,7 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import TrainConfig, config_diff
+from ..config import ConfigError, TrainConfig, config_diff
+from ..atomic import write_text_atomic
 from ..data import PairSampler, build_train_dataset
 from ..data.demo import demo_root
 from ..models import CycleGANNets
@@ -75,6 +77,31 @@ def check_resume_config(saved: TrainConfig, new: TrainConfig, override: bool) ->
         raise CheckpointError(f"cannot resume with a different config: {listed}{hint}")
 
 
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the run stops before any checkpoint holds the damage."""
+
+
+FINITE_CHECK_EVERY = 10  # steps between two checks: one host sync per check, not per step
+
+
+def _check_finite(recent: list[torch.Tensor], last_step: int, last_good: Path | None) -> None:
+    """Raise naming the first non-finite loss term and its step among the recent steps."""
+    if not recent:
+        return
+    stacked = torch.stack(recent)
+    finite = torch.isfinite(stacked)
+    if bool(finite.all()):
+        recent.clear()
+        return
+    row, col = (~finite).nonzero()[0].tolist()
+    step = last_step - len(recent) + 1 + row
+    kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written yet"
+    raise NonFiniteLossError(
+        f"loss {LOSS_NAMES[col]} became {float(stacked[row, col])} at step {step}; training stopped and {kept}. "
+        "Lower --lr, check the data, or resume from that checkpoint with another --seed"
+    )
+
+
 class _StopFlag:
     """Set by SIGINT/SIGTERM; the loop checks it between steps so a checkpoint is never torn."""
 
@@ -116,16 +143,19 @@ class _LossLog:
         if path.exists() and resume_step > 0:
             # Rows logged after the checkpoint we resume from will be logged again.
             with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+                # a row cut short by a crash has empty trailing fields: drop it
+                rows = [r for r in csv.DictReader(f)
+                        if r.get(LOSS_NAMES[-1]) and r["step"].isdigit() and int(r["step"]) <= resume_step]
             self._write(rows)
         else:
             self._write([])
 
     def _write(self, rows: list[dict]) -> None:
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, self.columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, self.columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.path, text.getvalue())
 
     def append(self, row: dict) -> None:
         with open(self.path, "a", newline="") as f:
@@ -143,10 +173,18 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
             raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoint there (drop --resume to start it)")
         check_resume_config(TrainConfig.load(config_path), cfg, override_config)
     elif checkpoint is not None:
-        raise CheckpointError(
-            f"{run_dir} already holds a run (checkpoint {checkpoint.name}); "
-            "pass --resume to continue it or choose another --name"
-        )
+        # The same command run again (after a crash, say) continues the run; anything else
+        # must not silently overwrite it.
+        try:
+            check_resume_config(TrainConfig.load(config_path), cfg, override=False)
+        except (CheckpointError, ConfigError) as err:
+            raise CheckpointError(
+                f"{run_dir} already holds a run (checkpoint {checkpoint.name}) with another config: "
+                f"{str(err).split(': ', 1)[-1]}; pass --resume (and --override-config) to continue it, "
+                "or choose another --name"
+            ) from None
+        print(f"resuming {run_dir} from {checkpoint.name} (same config)", flush=True)
+        resume = True
     device = pick_device(cfg.run.device)
 
     # ---- data
@@ -161,6 +199,9 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.num_workers > 0,
         worker_init_fn=_ignore_sigint_in_worker if cfg.data.num_workers > 0 else None,
+        # Its own generator: creating an epoch's iterator must not draw from the global RNG,
+        # or a resumed run (which creates one mid-epoch) would see other dropout masks.
+        generator=torch.Generator().manual_seed(cfg.run.seed),
     )
     steps_per_epoch = math.ceil(len(dataset) / cfg.optim.batch_size)
     fixed = [dataset[(i % dataset.len_a, i % dataset.len_b, i)] for i in range(N_SAMPLES)]
@@ -196,8 +237,11 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
 
     last_saved = progress.step
 
+    recent: list[torch.Tensor] = []  # per-step loss vectors since the last finiteness check
+
     def checkpoint_now(name: str) -> Path:
         nonlocal last_saved
+        _check_finite(recent, progress.step, latest_checkpoint(run_dir))
         last_saved = progress.step
         state = {
             "progress": vars(progress).copy(),
@@ -232,6 +276,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
                 real_a = batch["a"].to(device, non_blocking=True)
                 real_b = batch["b"].to(device, non_blocking=True)
                 losses = train_step(nets, optimizers, pools, real_a, real_b, cfg.loss)
+                recent.append(torch.stack([losses[k] for k in LOSS_NAMES]))
                 progress.step += 1
                 progress.position += real_a.shape[0]
                 window_steps += 1
@@ -239,7 +284,10 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
                     window[name] = window.get(name, 0) + value
                 bar.update(1)
 
+                if progress.step % FINITE_CHECK_EVERY == 0:
+                    _check_finite(recent, progress.step, latest_checkpoint(run_dir))
                 if progress.step % cfg.run.print_freq == 0 or progress.step == total_steps:
+                    _check_finite(recent, progress.step, latest_checkpoint(run_dir))
                     elapsed = time.perf_counter() - window_start
                     means = {k: float(v) / window_steps for k, v in window.items()}  # the one host sync
                     log.append({"step": progress.step, "epoch": progress.epoch, "lr": f"{lr:.3e}",
