@@ -1,9 +1,10 @@
-"""Datasets of the three layouts, and the sampler that pairs A with B each epoch.
+"""Datasets of the two training layouts, the translation input set, and the sampler
+that pairs A with B each epoch.
 
-Items are requested as (index_a, index_b, sample_seed) tuples made by
+Training items are requested as (index_a, index_b, sample_seed) tuples made by
 `PairSampler`: which images meet and how they are cropped depend only on the run
-seed and the epoch, so a resumed run sees the same data it would have seen, and
-worker processes do not change anything.
+seed and the epoch, so a resumed run sees the data it would have seen, and the
+number of worker processes changes nothing.
 """
 
 from __future__ import annotations
@@ -11,82 +12,102 @@ from __future__ import annotations
 import random
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..config import DataConfig
-from .images import DatasetError, ImageLoadError, check_image_header, list_images, load_image, to_tensor
+from .images import BAD_IMAGE_HINT, DatasetError, ImageLoadError, check_image_header, list_images, load_image, to_tensor
 from .transforms import TransformParams, apply_transform, sample_params
 
 Item = tuple[int, int, int]
+T = TypeVar("T")
 
 
-def _checked(files: list[Path], cfg: DataConfig) -> list[Path]:
-    """Drop (skip mode) or reject (error mode) files whose header cannot be read."""
+def _check_channels(*channels: int) -> None:
+    for c in channels:
+        if c not in (1, 3):
+            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {c}")
+
+
+def checked_files(folder: Path, cfg: DataConfig) -> list[Path]:
+    """Images of `folder` whose header reads; bad ones raise (error mode) or are dropped with a warning (skip)."""
     good = []
-    for path in files:
+    for path in list_images(folder, cfg.max_dataset_size):
         problem = check_image_header(path)
         if problem is None:
             good.append(path)
         elif cfg.on_bad_image == "skip":
             warnings.warn(f"skipping unreadable image {path}: {problem}", stacklevel=3)
         else:
-            raise ImageLoadError(f"cannot read image {path}: {problem} (re-export or remove it, "
-                                 "or pass --on-bad-image skip)")
+            raise ImageLoadError(f"cannot read image {path}: {problem} ({BAD_IMAGE_HINT})")
+    if not good:
+        raise DatasetError(f"folder {folder} has no readable images (all were skipped); fix or replace them")
     return good
 
 
 class _PairDataset(Dataset):
-    len_a: int
-    len_b: int
+    """What both training layouts share: the epoch length and skipping of bad files."""
+
     cfg: DataConfig
 
+    @property
+    def len_a(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def len_b(self) -> int:
+        raise NotImplementedError
+
     def __len__(self) -> int:
+        # As in the authors' code: an epoch visits every image of the larger domain once.
         return max(self.len_a, self.len_b)
 
-    def _load_with_skip(self, files: list[Path], index: int, channels: int, crop: tuple[int, int] | None = None):
-        """Load files[index]; in skip mode, a file that fails to decode passes to the next one."""
+    def _load(self, files: list[Path], index: int, read: Callable[[Path], T]) -> tuple[Path, T]:
+        """read(files[index]); in skip mode a file that fails passes on to the next index (mod length)."""
         for attempt in range(len(files)):
             path = files[(index + attempt) % len(files)]
             try:
-                img = load_image(path, 3 if crop is not None else channels)
-                return path, img
+                return path, read(path)
             except ImageLoadError as err:
                 if self.cfg.on_bad_image != "skip":
                     raise
-                warnings.warn(f"skipping: {err}", stacklevel=2)
-        raise DatasetError(f"no readable image left among {len(files)} files in {files[0].parent}")
+                warnings.warn(f"skipping: {err}", stacklevel=3)
+        raise DatasetError(f"no readable image left among the {len(files)} files of {files[0].parent}; "
+                           "fix or replace them")
 
 
 class UnalignedDataset(_PairDataset):
-    """ROOT/{phase}A and ROOT/{phase}B: two unpaired folders."""
+    """ROOT/{phase}A and ROOT/{phase}B: two unpaired folders (direction BtoA swaps them)."""
 
-    def __init__(self, root: str | Path, cfg: DataConfig, channels_a: int, channels_b: int, phase: str | None = None):
+    def __init__(self, root: str | Path, cfg: DataConfig, channels_a: int, channels_b: int,
+                 phase: str | None = None):
+        _check_channels(channels_a, channels_b)
         phase = phase or cfg.phase
-        root = Path(root)
-        dir_a, dir_b = root / f"{phase}A", root / f"{phase}B"
+        dir_a, dir_b = Path(root) / f"{phase}A", Path(root) / f"{phase}B"
         if cfg.direction == "BtoA":
             dir_a, dir_b = dir_b, dir_a
         self.cfg = cfg
         self.channels_a, self.channels_b = channels_a, channels_b
-        self.files_a = self._domain(dir_a)
-        self.files_b = self._domain(dir_b)
-        self.len_a, self.len_b = len(self.files_a), len(self.files_b)
+        self.files_a = checked_files(dir_a, cfg)
+        self.files_b = checked_files(dir_b, cfg)
 
-    def _domain(self, folder: Path) -> list[Path]:
-        files = _checked(list_images(folder, self.cfg.max_dataset_size), self.cfg)
-        if not files:
-            raise DatasetError(f"folder {folder} has no readable images")
-        return files
+    @property
+    def len_a(self) -> int:
+        return len(self.files_a)
+
+    @property
+    def len_b(self) -> int:
+        return len(self.files_b)
 
     def __getitem__(self, item: Item) -> dict:
         index_a, index_b, seed = item
         rng = random.Random(seed)
-        path_a, img_a = self._load_with_skip(self.files_a, index_a, self.channels_a)
-        path_b, img_b = self._load_with_skip(self.files_b, index_b, self.channels_b)
-        params_a = sample_params(img_a.size, self.cfg, rng)
+        path_a, img_a = self._load(self.files_a, index_a, lambda p: load_image(p, self.channels_a))
+        path_b, img_b = self._load(self.files_b, index_b, lambda p: load_image(p, self.channels_b))
+        params_a = sample_params(img_a.size, self.cfg, rng)  # A first, then B: fixed draw order
         params_b = sample_params(img_b.size, self.cfg, rng)
         return {
             "a": to_tensor(apply_transform(img_a, params_a, self.cfg)),
@@ -96,36 +117,48 @@ class UnalignedDataset(_PairDataset):
         }
 
 
+def _split(path: Path) -> tuple[Image.Image, Image.Image]:
+    """Left and right halves of an A|B image, read as RGB."""
+    img = load_image(path, 3)
+    w, h = img.size
+    if w < 2:
+        raise ImageLoadError(f"cannot split image {path}: {w} px wide, expected A|B side by side "
+                             f"({BAD_IMAGE_HINT})")
+    # The authors crop B as (w2, 0, w, h), one column wider than A for an odd width; here the
+    # right half drops the last column so that both halves have the same size and crop.
+    half = w // 2
+    return img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+
+
 class AlignedDataset(_PairDataset):
     """ROOT/{phase}/*.jpg, each image A|B side by side (pix2pix format, e.g. facades).
 
-    paired: A and B come from the same file with the same crop and flip.
-    unpaired: the B half comes from another file (index_b), shuffled independently,
-    which is how CycleGAN trains on paired data sets.
+    paired: A and B come from the same file with the same crop and flip (pix2pix).
+    unpaired: the B half comes from file index_b with its own crop, so the halves are
+    shuffled independently, which is how CycleGAN trains on a paired data set.
     """
 
-    def __init__(self, root: str | Path, cfg: DataConfig, channels_a: int, channels_b: int, phase: str | None = None):
-        phase = phase or cfg.phase
+    def __init__(self, root: str | Path, cfg: DataConfig, channels_a: int, channels_b: int,
+                 phase: str | None = None):
+        _check_channels(channels_a, channels_b)
         self.cfg = cfg
         self.channels_a, self.channels_b = channels_a, channels_b
-        self.files = _checked(list_images(Path(root) / phase, cfg.max_dataset_size), cfg)
-        if not self.files:
-            raise DatasetError(f"folder {Path(root) / phase} has no readable images")
-        self.len_a = self.len_b = len(self.files)
+        self.files = checked_files(Path(root) / (phase or cfg.phase), cfg)
 
-    def _halves(self, index: int):
-        path, img = self._load_with_skip(self.files, index, 3, crop=(0, 0))
-        w, h = img.size
-        if w < 2:
-            raise ImageLoadError(f"cannot split {path}: {w} px wide, expected A|B side by side")
-        # With an odd width the right half drops the last column, so both halves match.
-        half = w // 2
-        left, right = img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
-        a, b = (right, left) if self.cfg.direction == "BtoA" else (left, right)
-        return path, a, b
+    @property
+    def len_a(self) -> int:
+        return len(self.files)
 
-    def _finish(self, img, params: TransformParams, channels: int) -> torch.Tensor:
-        img = img.convert("RGB" if channels == 3 else "L")
+    @property
+    def len_b(self) -> int:
+        return len(self.files)
+
+    def _halves(self, index: int) -> tuple[Path, Image.Image, Image.Image]:
+        path, (left, right) = self._load(self.files, index, _split)
+        return (path, right, left) if self.cfg.direction == "BtoA" else (path, left, right)
+
+    def _finish(self, img: Image.Image, params: TransformParams, channels: int) -> torch.Tensor:
+        img = img.convert("RGB" if channels == 3 else "L")  # as the authors: RGB first, then grayscale
         return to_tensor(apply_transform(img, params, self.cfg))
 
     def __getitem__(self, item: Item) -> dict:
@@ -147,52 +180,65 @@ class AlignedDataset(_PairDataset):
 
 
 class ImageFolderDataset(Dataset):
-    """Files to translate, at their own size."""
+    """Files to translate, each at its own size (no resizing or cropping)."""
 
     def __init__(self, paths: list[Path], channels: int):
-        self.paths, self.channels = paths, channels
+        _check_channels(channels)
+        self.paths, self.channels = list(paths), channels
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict:
-        return {"image": to_tensor(load_image(self.paths[index], self.channels)), "path": str(self.paths[index])}
+        path = self.paths[index]
+        return {"image": to_tensor(load_image(path, self.channels)), "path": str(path)}
 
 
 class PairSampler(Sampler[Item]):
     """Yields (index_a, index_b, sample_seed) for one epoch of max(len_a, len_b) positions.
 
-    As in the authors' code: A is visited in a random order (cycling when A is the
-    smaller domain) and each A meets a random B. The plan is a function of (seed,
-    epoch) only; `set_epoch(epoch, start)` resumes it at position `start`.
+    As in the authors' code (a shuffled loader over max(len_a, len_b) items, A taken
+    modulo its length, B drawn at random): A is visited in a random order, cycling
+    when it is the smaller domain, and each A meets a random B. serial: both in order.
+    The plan is a function of (seed, epoch) only; `set_epoch(epoch, start)` resumes it
+    at position `start`.
     """
 
     def __init__(self, len_a: int, len_b: int, seed: int, serial: bool = False):
+        if len_a < 1 or len_b < 1:
+            raise ValueError(f"PairSampler needs images in both domains, got len_a={len_a}, len_b={len_b}")
         self.len_a, self.len_b, self.seed, self.serial = len_a, len_b, seed, serial
         self.length = max(len_a, len_b)
         self.epoch, self.start = 1, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
+        if not 0 <= start <= self.length:
+            raise ValueError(f"start must be in [0, {self.length}], got {start}")
         self.epoch, self.start = epoch, start
 
     def plan(self, epoch: int) -> list[Item]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        """The whole epoch, from position 0."""
+        # Modulo keeps any int seed inside the range torch.Generator accepts.
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
         n = self.length
         order = torch.arange(n) if self.serial else torch.randperm(n, generator=g)
         index_b = torch.arange(n) % self.len_b if self.serial else torch.randint(self.len_b, (n,), generator=g)
         seeds = torch.randint(2**31 - 1, (n,), generator=g)
-        return [(int(o) % self.len_a, int(b), int(s)) for o, b, s in zip(order, index_b, seeds)]
+        return [(a % self.len_a, b, s) for a, b, s in zip(order.tolist(), index_b.tolist(), seeds.tolist())]
 
     def __iter__(self) -> Iterator[Item]:
         return iter(self.plan(self.epoch)[self.start:])
 
     def __len__(self) -> int:
-        return max(0, self.length - self.start)
+        return self.length - self.start
 
 
-def build_train_dataset(cfg: DataConfig, root: str | Path, channels_a: int, channels_b: int) -> _PairDataset:
+def build_train_dataset(cfg: DataConfig, root: str | Path, channels_a: int,
+                        channels_b: int) -> UnalignedDataset | AlignedDataset:
+    """The training dataset of cfg.dataset_mode under `root`."""
     if cfg.dataset_mode == "aligned":
         return AlignedDataset(root, cfg, channels_a, channels_b)
     if cfg.paired:
-        raise DatasetError("--paired needs --dataset-mode aligned (unaligned folders have no pairs)")
+        raise DatasetError(f"--paired needs --dataset-mode aligned ({root} is read as unaligned folders, "
+                           "which have no pairs); drop --paired or use the aligned layout")
     return UnalignedDataset(root, cfg, channels_a, channels_b)

@@ -2,7 +2,7 @@
 
 Random choices are drawn up front into `TransformParams` from an explicit
 `random.Random`, so the same seed gives the same crop in any worker process, and
-the two halves of a paired image can share one crop.
+the two halves of a paired image can share one crop (as pix2pix does).
 """
 
 from __future__ import annotations
@@ -14,62 +14,77 @@ from PIL import Image
 
 from ..config import DataConfig
 
+_CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")
+
 
 @dataclass(frozen=True)
 class TransformParams:
+    """Offsets of the crop's top-left corner in the resized image, and the flip."""
+
     crop_x: int
     crop_y: int
     flip: bool
 
 
 def _round_to(value: int, base: int = 4) -> int:
+    # The authors' __make_power_2: Python's round (half to even), never below one step.
     return max(base, int(round(value / base) * base))
 
 
+def _crops(cfg: DataConfig) -> bool:
+    return cfg.preprocess in _CROPPING
+
+
 def resized_size(size: tuple[int, int], cfg: DataConfig) -> tuple[int, int]:
-    """(w, h) after the resize step of cfg.preprocess, before cropping."""
+    """(w, h) of an image of `size` after the resize step of cfg.preprocess, before cropping."""
     w, h = size
     if cfg.preprocess == "resize_and_crop":
-        return cfg.load_size, cfg.load_size
-    if cfg.preprocess in ("scale_width", "scale_width_and_crop"):
-        return cfg.load_size, int(max(cfg.load_size * h / w, cfg.crop_size))
-    if cfg.preprocess == "none":
-        return _round_to(w), _round_to(h)
-    return size  # crop
-
-
-def _crops(cfg: DataConfig) -> bool:
-    return cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
+        w, h = cfg.load_size, cfg.load_size
+    elif cfg.preprocess in ("scale_width", "scale_width_and_crop"):
+        # The authors' __scale_width: the height never drops below the crop size.
+        w, h = cfg.load_size, int(max(cfg.load_size * h / w, cfg.crop_size))
+    elif cfg.preprocess == "none":
+        w, h = _round_to(w), _round_to(h)
+    if _crops(cfg) and (w < cfg.crop_size or h < cfg.crop_size):
+        # Smaller than the crop (a tiny file, or load_size < crop_size): scale up, keeping the
+        # aspect ratio, rather than fail or crop into padding as the authors' code does.
+        scale = cfg.crop_size / min(w, h)
+        w, h = max(cfg.crop_size, round(w * scale)), max(cfg.crop_size, round(h * scale))
+    return w, h
 
 
 def sample_params(size: tuple[int, int], cfg: DataConfig, rng: random.Random) -> TransformParams:
+    """Random crop offsets and flip for an image of original `size` (w, h), as the authors' get_params."""
     w, h = resized_size(size, cfg)
-    x = rng.randint(0, max(0, w - cfg.crop_size)) if _crops(cfg) else 0
-    y = rng.randint(0, max(0, h - cfg.crop_size)) if _crops(cfg) else 0
+    x = y = 0
+    if _crops(cfg):
+        x = rng.randint(0, max(0, w - cfg.crop_size))
+        y = rng.randint(0, max(0, h - cfg.crop_size))
     return TransformParams(x, y, cfg.flip and rng.random() > 0.5)
 
 
 def apply_transform(img: Image.Image, params: TransformParams, cfg: DataConfig) -> Image.Image:
+    """Resize (bicubic), crop and flip `img` as cfg.preprocess and `params` say."""
     target = resized_size(img.size, cfg)
     if target != img.size:
-        img = img.resize(target, Image.BICUBIC)
+        img = img.resize(target, Image.Resampling.BICUBIC)
     if _crops(cfg):
         w, h = img.size
-        if w < cfg.crop_size or h < cfg.crop_size:
-            # An image smaller than the crop is scaled up rather than failing the run.
-            scale = cfg.crop_size / min(w, h)
-            img = img.resize((max(cfg.crop_size, round(w * scale)), max(cfg.crop_size, round(h * scale))),
-                             Image.BICUBIC)
-            w, h = img.size
+        # Clamped so that params drawn for a slightly different size still give a full crop.
         x, y = min(params.crop_x, w - cfg.crop_size), min(params.crop_y, h - cfg.crop_size)
         img = img.crop((x, y, x + cfg.crop_size, y + cfg.crop_size))
     if params.flip:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return img
 
 
-def eval_transform(img: Image.Image, cfg: DataConfig) -> Image.Image:
-    """Deterministic variant: centre crop, no flip."""
+def test_transform(img: Image.Image, cfg: DataConfig) -> Image.Image:
+    """Deterministic variant for fixed sample grids: centre crop, no flip."""
     w, h = resized_size(img.size, cfg)
     centre = TransformParams(max(0, (w - cfg.crop_size) // 2), max(0, (h - cfg.crop_size) // 2), False)
     return apply_transform(img, centre, cfg)
+
+
+# The name starts with "test": without this, pytest would collect it from any test module
+# that imports it and fail for lack of fixtures.
+test_transform.__test__ = False  # type: ignore[attr-defined]
