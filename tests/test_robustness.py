@@ -265,3 +265,26 @@ def test_empty_domain_folder_named_at_the_command_line(tmp_path, capsys):
     assert main(["train", str(tmp_path / "d"), "--checkpoints-dir", str(tmp_path / "r"), *TINY_ARGS]) == 2
     err = capsys.readouterr().err.strip()
     assert "trainA holds no images" in err and len(err.splitlines()) == 1
+
+
+def test_out_of_memory_suggests_what_to_lower(unaligned_root, tmp_path, monkeypatch, capsys):
+    import cyclegan.cli as cli
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(cli, "train", oom)
+    assert main(["train", str(unaligned_root), "--checkpoints-dir", str(tmp_path / "r"), *TINY_ARGS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--crop-size" in err and "--batch-size" in err
+
+
+def test_corrupt_file_found_by_a_worker_is_one_line(unaligned_root, tmp_path):
+    path = unaligned_root / "trainB" / "img_003.png"
+    path.write_bytes(path.read_bytes()[:200])  # header fine, pixels cut: found only when decoded
+    cmd = [sys.executable, "-m", "cyclegan.cli", "train", str(unaligned_root), "--checkpoints-dir",
+           str(tmp_path / "r"), *TINY_ARGS, "--num-workers", "2", "--max-steps", "14"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith("cyclegan: error: cannot read image")
+    assert "img_003.png" in out.stderr and "Traceback" not in out.stderr

@@ -1,4 +1,4 @@
-"""Command line: `cyclegan train | translate`.
+"""Command line: `cyclegan train | translate | evaluate`.
 
 Every training option is generated from the config dataclasses (config.py), so
 `cyclegan train --help` lists them all with their defaults.
@@ -7,19 +7,26 @@ Every training option is generated from the config dataclasses (config.py), so
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import torch
 
+from .atomic import write_text_atomic
 from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
+from .evaluate import default_cache_dir, evaluate_run
+from .metrics import MetricsDependencyError, fid_kid
 from .training.checkpoint import CheckpointError
 from .training.loop import NonFiniteLossError, train
 from .translate import Translator
 
-EXPECTED_ERRORS = (ConfigError, DatasetError, ImageLoadError, CheckpointError, NonFiniteLossError, FileNotFoundError)
+EXPECTED_ERRORS = (
+    ConfigError, DatasetError, ImageLoadError, CheckpointError, NonFiniteLossError, MetricsDependencyError,
+    FileNotFoundError,
+)
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +109,60 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="FID/KID of generated images, or of a trained run on its test set",
+        description="Either compare two folders (--fake DIR --real DIR), or evaluate RUN_DIR by the unpaired "
+        "protocol: translate all of testA, compare with testB (FID, KID, TF Inception features), and the "
+        "reverse, with the cycle reconstruction error on the same images.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run", nargs="?", type=Path, default=None, help="run directory (omit when using --fake/--real)")
+    p.add_argument("--fake", type=Path, default=None, help="folder of generated images")
+    p.add_argument("--real", type=Path, default=None, help="folder of real images")
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write the metrics here (RUN_DIR form: default RUN_DIR/eval/metrics.json)")
+    p.add_argument("--dataroot", type=Path, default=None, help="RUN_DIR form: dataset holding testA/testB "
+                   "(default: the one the run was trained on)")
+    p.add_argument("--phase", default="test", help="RUN_DIR form: folders PHASEA and PHASEB")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where real-image features are cached (default: ~/.cache/cyclegan/inception_features)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
+    p.add_argument("--fid-method", choices=["sqrtm", "fast"], default="sqrtm",
+                   help="sqrtm: scipy's matrix square root (the reference); fast: the same value from the features")
+    p.add_argument("--batch-size", type=int, default=50, help="images per Inception forward pass")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, ...")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    if args.run is None:
+        if args.fake is None or args.real is None:
+            raise ConfigError("pass RUN_DIR, or both --fake DIR and --real DIR")
+        scores = fid_kid(args.fake, args.real, cache_dir=cache, batch_size=args.batch_size, device=args.device,
+                         progress=args.progress, fid_method=args.fid_method)
+        print(f"FID {scores['fid']:.2f}   KID {scores['kid_mean']:.4f} +- {scores['kid_std']:.4f}   "
+              f"({scores['n_fake']} fake, {scores['n_real']} real)")
+        if args.json:
+            write_text_atomic(args.json, json.dumps(scores, indent=2) + "\n")
+        return 0
+    if args.fake is not None or args.real is not None:
+        raise ConfigError("pass either RUN_DIR or --fake/--real, not both")
+    results = evaluate_run(args.run, args.dataroot, args.phase, args.device, args.batch_size, cache,
+                           args.fid_method, args.progress)
+    print(f"{'direction':<10}{'FID':>9}{'KID x100':>16}{'cycle L1':>10}{'fake':>6}{'real':>6}")
+    for direction, s in results.items():
+        kid = f"{100 * s['kid_mean']:.2f} +- {100 * s['kid_std']:.2f}"
+        print(f"{direction:<10}{s['fid']:>9.2f}{kid:>16}{s['cycle_l1']:>10.4f}{s['n_fake']:>6}{s['n_real']:>6}")
+    out = args.json or args.run / "eval" / "metrics.json"
+    write_text_atomic(out, json.dumps(results, indent=2) + "\n")
+    print(f"metrics written to {out}")
+    return 0
+
+
 def _find_config(weights: Path) -> Path:
     for candidate in (weights.parent / "config.json", weights.parent.parent.parent / "config.json"):
         if candidate.is_file():
@@ -117,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
     _translate_parser(sub)
+    _evaluate_parser(sub)
     return parser
 
 
