@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 
 def fsync_dir(path: Path) -> None:
@@ -19,13 +21,18 @@ def fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text`: readers see the old content or the new, never a mix."""
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file that replaces `path` when the block ends without error.
+
+    Readers see the old content or the new, never a mix; on error the old file stays.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -33,3 +40,8 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_file(path, "w") as f:
+        f.write(text)

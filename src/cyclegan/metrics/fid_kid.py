@@ -13,12 +13,12 @@ against the same real set runs the network on it once.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_file
 from ..data.images import DatasetError, list_images
 from .inception import FEATURE_DIM, extract_features, inception_weights_path
 
@@ -179,20 +179,6 @@ def _cache_file(cache_dir: Path, folder: Path, key: str) -> Path:
     return cache_dir / f"{name}-{key[:20]}.npz"
 
 
-def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def stats_for_folder(folder: str | Path, cache_dir: str | Path | None = None, batch_size: int = 50,
                      device: str = "auto", progress: bool = True) -> FeatureStats:
     """Features of every image directly inside `folder` (sorted by name).
@@ -219,7 +205,8 @@ def stats_for_folder(folder: str | Path, cache_dir: str | Path | None = None, ba
     feats = extract_features(files, batch_size=batch_size, device=device, progress=progress)
     stats = FeatureStats.from_features(feats, source=f"folder {folder}")
     if cache_path is not None:
-        _save_npz_atomic(cache_path, features=feats, key=np.array(key))
+        with atomic_file(cache_path, "wb") as f:
+            np.savez(f, features=feats, key=np.array(key))
     return stats
 
 
