@@ -135,6 +135,13 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Everything a training run depends on, in five sections; saved as RUN_DIR/config.json.
+
+    Build one in Python with the sections you change, e.g.
+    `TrainConfig(data=DataConfig(dataroot="datasets/horse2zebra", crop_size=128))`;
+    `dataclasses.replace` derives variants. `validate()` checks ranges.
+    """
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)

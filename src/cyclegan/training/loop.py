@@ -163,7 +163,15 @@ class _LossLog:
 
 
 def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False) -> Path:
-    """Train (or continue) the run described by `cfg`; return its run directory."""
+    """Train (or continue) the run described by `cfg`; return its run directory.
+
+    The run directory is CHECKPOINTS_DIR/NAME (`cfg.run_dir()`). With `resume`, training continues
+    from its latest checkpoint exactly; without it, a run directory that already holds a checkpoint
+    is continued only when its saved config equals `cfg` (else CheckpointError lists the differences).
+    `override_config` lets a resume change the schedule and loss weights (CHANGEABLE_WITH_OVERRIDE).
+    Raises ConfigError, DatasetError, ImageLoadError, CheckpointError or NonFiniteLossError, each
+    with a one-line message naming what to fix.
+    """
     cfg.validate()
     run_dir = cfg.run_dir()
     config_path = run_dir / "config.json"
