@@ -52,3 +52,11 @@ def test_help_documents_defaults():
     out = subprocess.run([sys.executable, "-m", "cyclegan.cli", "train", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "--lambda-a" in out.stdout and "(default: 10.0)" in out.stdout and "--max-steps" in out.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "translate", "evaluate", "study", "study-results", "export"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: cyclegan " + command in capsys.readouterr().out

@@ -19,13 +19,15 @@ from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
 from .evaluate import default_cache_dir, evaluate_run
 from .metrics import MetricsDependencyError, fid_kid
+from .export import ExportError, add_export_parser
+from .study import add_study_parsers
 from .training.checkpoint import CheckpointError
 from .training.loop import NonFiniteLossError, train
 from .translate import Translator
 
 EXPECTED_ERRORS = (
     ConfigError, DatasetError, ImageLoadError, CheckpointError, NonFiniteLossError, MetricsDependencyError,
-    FileNotFoundError,
+    ExportError, FileNotFoundError,
 )
 
 
@@ -179,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _translate_parser(sub)
     _evaluate_parser(sub)
+    add_study_parsers(sub)
+    add_export_parser(sub)
     return parser
 
 

@@ -131,6 +131,8 @@ class RunConfig:
     save_latest_freq: int = _opt(5000, "steps between two checkpoints (one is also written at each epoch end)")
     save_epoch_freq: int = _opt(5, "keep the checkpoint of every N-th epoch (others are replaced by newer ones)")
     progress: bool = _opt(True, "show a progress bar")
+    report_freq: int = _opt(1000, "steps between refreshes of RUN_DIR/report.html, in the background (0: only at the end)")
+    tensorboard: bool = _opt(False, "also log losses and sample grids to RUN_DIR/tensorboard (pip install tensorboard)")
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,7 @@ class TrainConfig:
             (self.run.sample_freq >= 1, "run.sample_freq", "must be at least 1"),
             (self.run.save_latest_freq >= 1, "run.save_latest_freq", "must be at least 1"),
             (self.run.save_epoch_freq >= 1, "run.save_epoch_freq", "must be at least 1"),
+            (self.run.report_freq >= 0, "run.report_freq", "must be >= 0"),
             (bool(self.run.name) and "/" not in self.run.name, "run.name", "must be a non-empty folder name"),
         ]
         for ok, name, message in checks:

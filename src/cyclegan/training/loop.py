@@ -39,7 +39,8 @@ from .step import LOSS_NAMES, Optimizers, Pools, train_step
 # Fields that only change how a run is watched or where it runs, never what it computes.
 FREE_TO_CHANGE = {
     "run.max_steps", "run.device", "run.print_freq", "run.sample_freq", "run.save_latest_freq",
-    "run.save_epoch_freq", "run.progress", "run.checkpoints_dir", "data.num_workers",
+    "run.save_epoch_freq", "run.progress", "run.checkpoints_dir", "run.report_freq", "run.tensorboard",
+    "data.num_workers",
 }
 # Fields a user may change on resume when they say so (--override-config): the run stays
 # well defined (same networks, same data shapes), it just continues differently.
