@@ -54,7 +54,7 @@ def test_help_documents_defaults():
     assert "--lambda-a" in out.stdout and "(default: 10.0)" in out.stdout and "--max-steps" in out.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "translate", "evaluate", "study", "study-results", "export"])
+@pytest.mark.parametrize("command", ["train", "translate", "evaluate", "study", "study-results", "export", "report"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])

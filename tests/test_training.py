@@ -139,3 +139,11 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(unaligned_root, tmp_p
     ckpt = latest_checkpoint(runs / "sig")
     step = load_state(ckpt)["progress"]["step"]
     assert step >= 3
+
+
+def test_report_and_tensorboard_during_training(unaligned_root, tmp_path):
+    pytest.importorskip("tensorboard", reason="pip install tensorboard")
+    run_dir = train(tiny_config(unaligned_root, tmp_path / "runs", max_steps=6, report_freq=2, tensorboard=True))
+    page = (run_dir / "report.html").read_text()
+    assert "gan_ab" in page and "data:image" in page
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))

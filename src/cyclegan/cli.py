@@ -20,6 +20,7 @@ from .data.images import DatasetError, ImageLoadError
 from .evaluate import default_cache_dir, evaluate_run
 from .metrics import MetricsDependencyError, fid_kid
 from .export import ExportError, add_export_parser
+from .report import add_report_parser
 from .study import add_study_parsers
 from .training.checkpoint import CheckpointError
 from .training.loop import NonFiniteLossError, train
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     add_study_parsers(sub)
     add_export_parser(sub)
+    add_report_parser(sub)
     return parser
 
 

@@ -8,7 +8,7 @@ import math
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +22,8 @@ from ..data import PairSampler, build_train_dataset
 from ..data.demo import demo_root
 from ..models import CycleGANNets
 from ..pool import ImagePool
+from ..report import ReportRefresher
+from ..tensorboard import TensorBoardLogger
 from .checkpoint import (
     CheckpointError,
     Progress,
@@ -273,8 +275,10 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     bar = tqdm(total=total_steps, initial=progress.step, disable=not cfg.run.progress, unit="it", dynamic_ncols=True)
     window: dict[str, torch.Tensor] = {}
     window_start, window_steps = time.perf_counter(), 0
+    report = ReportRefresher(run_dir, cfg.run.report_freq)  # HTML page, rewritten in a background thread
+    board = TensorBoardLogger(run_dir / "tensorboard") if cfg.run.tensorboard else None
 
-    with _stop_on_signals() as stop:
+    with _stop_on_signals() as stop, report, board or nullcontext():
         while progress.epoch <= cfg.total_epochs and progress.step < total_steps:
             lr = cfg.optim.lr * lr_factor(progress.epoch, cfg.optim)
             for opt in (optimizers.gen, optimizers.disc):
@@ -303,9 +307,14 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
                                 "sec_per_step": f"{elapsed / window_steps:.4f}",
                                 **{k: f"{v:.5f}" for k, v in means.items()}})
                     bar.set_postfix_str(f"ep {progress.epoch} " + " ".join(f"{k}={v:.3f}" for k, v in means.items()))
+                    if board is not None:
+                        board.log_losses(progress.step, means, lr, elapsed / window_steps)
                     window, window_start, window_steps = {}, time.perf_counter(), 0
                 if progress.step % cfg.run.sample_freq == 0 or progress.step == total_steps:
-                    save_sample_grid(nets, sample_a, sample_b, run_dir / "samples" / f"step_{progress.step:08d}.png")
+                    grid = save_sample_grid(nets, sample_a, sample_b, run_dir / "samples" / f"step_{progress.step:08d}.png")
+                    if board is not None:
+                        board.log_image(progress.step, "samples", grid)
+                report.maybe_refresh(progress.step)
                 if progress.step >= total_steps or stop.signum is not None:
                     break
                 if progress.step % cfg.run.save_latest_freq == 0 and progress.position < len(dataset):

@@ -60,8 +60,9 @@ def render_grid(groups: list[list[torch.Tensor]], headers: list[tuple[str, ...]]
     return canvas
 
 
-def save_sample_grid(nets: CycleGANNets, real_a: torch.Tensor, real_b: torch.Tensor, path: Path) -> Path:
-    groups = cycle_rows(nets, real_a, real_b)
+def save_sample_grid(nets: CycleGANNets, real_a: torch.Tensor, real_b: torch.Tensor, path: Path) -> Image.Image:
+    """Render the grid, save it as `path` and return it."""
+    grid = render_grid(cycle_rows(nets, real_a, real_b), [COLUMNS_A, COLUMNS_B])
     path.parent.mkdir(parents=True, exist_ok=True)
-    render_grid(groups, [COLUMNS_A, COLUMNS_B]).save(path)
-    return path
+    grid.save(path)
+    return grid
