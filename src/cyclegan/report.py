@@ -250,6 +250,8 @@ def _fmt(value: Any) -> str:
         return f"{value:.6g}"
     if value is None:
         return "&mdash;"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, (dict, list)):
         return _esc(json.dumps(value))
     return _esc(value)
