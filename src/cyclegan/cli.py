@@ -20,7 +20,7 @@ from .data.images import DatasetError, ImageLoadError
 from .evaluate import default_cache_dir, evaluate_run
 from .metrics import MetricsDependencyError, fid_kid
 from .export import ExportError, add_export_parser
-from .report import add_report_parser
+from .report import add_report_parser, write_report
 from .study import add_study_parsers
 from .training.checkpoint import CheckpointError
 from .training.loop import NonFiniteLossError, train
@@ -162,7 +162,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{direction:<10}{s['fid']:>9.2f}{kid:>16}{s['cycle_l1']:>10.4f}{s['n_fake']:>6}{s['n_real']:>6}")
     out = args.json or args.run / "eval" / "metrics.json"
     write_text_atomic(out, json.dumps(results, indent=2) + "\n")
-    print(f"metrics written to {out}")
+    print(f"metrics written to {out}; report {write_report(args.run)}")
     return 0
 
 

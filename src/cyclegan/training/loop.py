@@ -197,6 +197,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
         print(f"resuming {run_dir} from {checkpoint.name} (same config)", flush=True)
         resume = True
     device = pick_device(cfg.run.device)
+    board = TensorBoardLogger(run_dir / "tensorboard") if cfg.run.tensorboard else None  # fails early if missing
 
     # ---- data
     root = Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root()
@@ -276,7 +277,6 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     window: dict[str, torch.Tensor] = {}
     window_start, window_steps = time.perf_counter(), 0
     report = ReportRefresher(run_dir, cfg.run.report_freq)  # HTML page, rewritten in a background thread
-    board = TensorBoardLogger(run_dir / "tensorboard") if cfg.run.tensorboard else None
 
     with _stop_on_signals() as stop, report, board or nullcontext():
         while progress.epoch <= cfg.total_epochs and progress.step < total_steps:
