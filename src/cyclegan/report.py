@@ -192,7 +192,8 @@ def _plot_terms(ax, steps: np.ndarray, log: dict[str, np.ndarray], terms: tuple[
         x, raw, smooth = _thin(steps, values, sliding_mean(values, window))
         if window > 1:
             ax.plot(x, raw, color=color, alpha=0.2, linewidth=0.8)
-        ax.plot(x, smooth, color=color, linewidth=1.5, label=name)
+        # markers keep a short log (a smoke run: one or two rows) visible
+        ax.plot(x, smooth, color=color, linewidth=1.5, label=name, marker="o" if len(x) < 20 else None, markersize=3)
     ax.set_title(title)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
@@ -213,7 +214,9 @@ def _loss_figure(log: dict[str, np.ndarray], window: int) -> tuple[str, list[str
 def _series_figure(steps: np.ndarray, values: np.ndarray, ylabel: str, window: int, step_plot: bool) -> str:
     fig, (ax,) = _figure(6, 3)
     x, raw, smooth = _thin(steps, values, sliding_mean(values, window))
-    if step_plot:
+    if len(x) < 20:
+        ax.plot(x, raw, color="C0", linewidth=1.5, marker="o", markersize=3)
+    elif step_plot:
         ax.step(x, raw, where="post", color="C0", linewidth=1.5)
     else:
         ax.plot(x, raw, color="C0", alpha=0.3 if window > 1 else 1.0, linewidth=0.8)
