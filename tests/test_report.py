@@ -317,3 +317,26 @@ def test_report_renders_in_chromium(run_dir, tmp_path):
     assert img.format == "PNG" and img.height > 900
     arr = np.asarray(img.convert("L"))
     assert arr.std() > 10 and (arr < 100).mean() > 0.01  # not blank: text, plots and grids drawn
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian Chromium at /usr/bin/chromium: apt-get install -y chromium")
+@pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="needs Playwright: pip install playwright")
+def test_report_of_a_real_short_run_opens_in_chromium(unaligned_root, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from cyclegan.training.loop import train
+    from conftest import tiny_config
+
+    run_dir = train(tiny_config(unaligned_root, tmp_path / "runs", max_steps=4))  # writes report.html at the end
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto((run_dir / "report.html").resolve().as_uri())
+            assert page.title() == "CycleGAN run tiny"
+            sizes = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
+            assert sizes and all(ok and w > 0 for ok, w in sizes)
+            page.screenshot(path=str(tmp_path / "shot.png"), full_page=True)
+        finally:
+            browser.close()
+    assert Image.open(tmp_path / "shot.png").height > 900
