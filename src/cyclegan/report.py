@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import threading
 import time
 import warnings
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .atomic import write_text_atomic
 from .config import ConfigError
 from .training.checkpoint import CheckpointError
 
@@ -446,17 +446,7 @@ def write_report(run_dir: str | Path, max_grids: int = 6, window: int | None = N
         raise ConfigError("max_grids must be >= 0")
     page = render_report(run_dir, max_grids=max_grids, window=window)
     target = run_dir / REPORT_FILE
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{REPORT_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, page)
     return target
 
 
