@@ -151,7 +151,7 @@ class Translator:
         output_dir.mkdir(parents=True, exist_ok=True)
         if cycle_view:
             (output_dir / "cycle").mkdir(exist_ok=True)
-        targets = _unique_names(paths, output_dir)
+        targets = _unique_names(paths)
         by_size: dict[tuple[int, int], list[tuple[Path, torch.Tensor, tuple[int, int]]]] = defaultdict(list)
         written = []
         bar = tqdm(total=len(paths), disable=not progress, unit="img")
@@ -201,7 +201,7 @@ def _side_by_side(images: list[Image.Image]) -> Image.Image:
     return canvas
 
 
-def _unique_names(paths: list[Path], output_dir: Path) -> dict[Path, str]:
+def _unique_names(paths: list[Path]) -> dict[Path, str]:
     """Output stems, made unique when two inputs share a name (from different folders)."""
     seen: dict[str, int] = {}
     names = {}

@@ -87,7 +87,7 @@ class NonFiniteLossError(RuntimeError):
 FINITE_CHECK_EVERY = 10  # steps between two checks: one host sync per check, not per step
 
 
-def _check_finite(recent: list[torch.Tensor], last_step: int, last_good: Path | None) -> None:
+def _check_finite(recent: list[torch.Tensor], last_step: int, run_dir: Path) -> None:
     """Raise naming the first non-finite loss term and its step among the recent steps."""
     if not recent:
         return
@@ -98,6 +98,7 @@ def _check_finite(recent: list[torch.Tensor], last_step: int, last_good: Path | 
         return
     row, col = (~finite).nonzero()[0].tolist()
     step = last_step - len(recent) + 1 + row
+    last_good = latest_checkpoint(run_dir)
     kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written yet"
     raise NonFiniteLossError(
         f"loss {LOSS_NAMES[col]} became {float(stacked[row, col])} at step {step}; training stopped and {kept}. "
@@ -253,7 +254,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
 
     def checkpoint_now(name: str) -> Path:
         nonlocal last_saved
-        _check_finite(recent, progress.step, latest_checkpoint(run_dir))
+        _check_finite(recent, progress.step, run_dir)
         last_saved = progress.step
         state = {
             "progress": vars(progress).copy(),
@@ -298,9 +299,9 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
                 bar.update(1)
 
                 if progress.step % FINITE_CHECK_EVERY == 0:
-                    _check_finite(recent, progress.step, latest_checkpoint(run_dir))
+                    _check_finite(recent, progress.step, run_dir)
                 if progress.step % cfg.run.print_freq == 0 or progress.step == total_steps:
-                    _check_finite(recent, progress.step, latest_checkpoint(run_dir))
+                    _check_finite(recent, progress.step, run_dir)
                     elapsed = time.perf_counter() - window_start
                     means = {k: float(v) / window_steps for k, v in window.items()}  # the one host sync
                     log.append({"step": progress.step, "epoch": progress.epoch, "lr": f"{lr:.3e}",
