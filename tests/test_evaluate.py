@@ -43,3 +43,37 @@ def test_bad_evaluate_input_is_one_line(tmp_path, capsys):
     assert "--real" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "real")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def _aligned_labels_root(tmp_path):
+    """A|B images: a noisy photo on the left, a 3-colour label map on the right."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "facades"
+    colours = np.array([[200, 0, 0], [0, 200, 0], [0, 0, 200]], dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    for phase, count in (("train", 4), ("test", 3)):
+        (root / phase).mkdir(parents=True)
+        for i in range(count):
+            labels = colours[rng.integers(0, 3, (4, 4))].repeat(8, 0).repeat(8, 1)
+            photo = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(np.concatenate([photo, labels], axis=1)).save(root / phase / f"{i}.png")
+    return root
+
+
+@needs_inception
+def test_aligned_run_gets_paired_metrics(tmp_path, capsys):
+    import dataclasses
+
+    root = _aligned_labels_root(tmp_path)
+    cfg = tiny_config(root, tmp_path / "runs", max_steps=2)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset_mode="aligned"))
+    run_dir = train(cfg)
+    assert main(["evaluate", str(run_dir), "--labels", "B", "--fid-method", "fast", "--no-progress"]) == 0
+    results = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    photo_to_labels, labels_to_photo = results["AtoB"], results["BtoA"]
+    assert photo_to_labels["n_classes"] == 3 and photo_to_labels["n"] == 3
+    assert 0 <= photo_to_labels["class_iou"] <= photo_to_labels["per_pixel_acc"] <= 1
+    assert {"rmse", "within_threshold", "fid", "kid_mean"} <= set(labels_to_photo)
+    assert "per_pixel_acc" in capsys.readouterr().out

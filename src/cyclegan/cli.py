@@ -128,7 +128,10 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    help="also write the metrics here (RUN_DIR form: default RUN_DIR/eval/metrics.json)")
     p.add_argument("--dataroot", type=Path, default=None, help="RUN_DIR form: dataset holding testA/testB "
                    "(default: the one the run was trained on)")
-    p.add_argument("--phase", default="test", help="RUN_DIR form: folders PHASEA and PHASEB")
+    p.add_argument("--phase", default="test", help="RUN_DIR form: folders PHASEA and PHASEB (aligned: PHASE/)")
+    p.add_argument("--labels", choices=["A", "B"], default=None,
+                   help="RUN_DIR form, aligned data: the domain of label maps (scored by per-pixel / per-class "
+                   "accuracy and class IoU against a palette learned from the training labels)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where real-image features are cached (default: ~/.cache/cyclegan/inception_features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
@@ -155,11 +158,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.fake is not None or args.real is not None:
         raise ConfigError("pass either RUN_DIR or --fake/--real, not both")
     results = evaluate_run(args.run, args.dataroot, args.phase, args.device, args.batch_size, cache,
-                           args.fid_method, args.progress)
-    print(f"{'direction':<10}{'FID':>9}{'KID x100':>16}{'cycle L1':>10}{'fake':>6}{'real':>6}")
-    for direction, s in results.items():
-        kid = f"{100 * s['kid_mean']:.2f} +- {100 * s['kid_std']:.2f}"
-        print(f"{direction:<10}{s['fid']:>9.2f}{kid:>16}{s['cycle_l1']:>10.4f}{s['n_fake']:>6}{s['n_real']:>6}")
+                           args.fid_method, args.progress, args.labels)
+    for direction, scores in results.items():
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float)))
+        print(f"{direction}: {numbers}")
     out = args.json or args.run / "eval" / "metrics.json"
     write_text_atomic(out, json.dumps(results, indent=2) + "\n")
     print(f"metrics written to {out}; report {write_report(args.run)}")

@@ -15,8 +15,16 @@ import torch
 
 from .config import TrainConfig
 from .data.demo import demo_root
-from .data.images import list_images, load_image, to_tensor
-from .metrics import cycle_error, fid_kid
+from .data.images import list_images, load_image, to_pil, to_tensor
+from .metrics import (
+    cycle_error,
+    fid_kid,
+    learn_palette,
+    nearest_label,
+    photo_scores,
+    segmentation_scores,
+    split_aligned,
+)
 from .training.checkpoint import CheckpointError
 from .translate import Translator
 
@@ -46,18 +54,21 @@ def evaluate_run(
     cache_dir: Path | None = None,
     fid_method: str = "sqrtm",
     progress: bool = True,
+    labels: str | None = None,
 ) -> dict[str, dict]:
     """Metrics of a trained run in both directions: {"AtoB": {...}, "BtoA": {...}}.
 
-    Translations are written to RUN_DIR/eval/<direction>/ (kept for inspection).
+    Unaligned data: FID/KID of translated PHASE A vs real PHASE B (and the reverse) and the cycle
+    error. Aligned data: the paired metrics of `evaluate_aligned_run` (`labels` names the
+    label-map domain). Translations are written to RUN_DIR/eval/<direction>/ (kept for inspection).
     """
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
     cfg = TrainConfig.load(cfg_path)
-    if cfg.data.dataset_mode != "unaligned":
-        raise CheckpointError(f"{run_dir} was trained on an aligned dataset; this protocol needs {phase}A/{phase}B folders")
+    if cfg.data.dataset_mode == "aligned":
+        return evaluate_aligned_run(run_dir, dataroot, phase, labels, device, batch_size, fid_method, progress)
     root = Path(dataroot) if dataroot else (Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root())
     folders = {"A": root / f"{phase}A", "B": root / f"{phase}B"}
     if cfg.data.direction == "BtoA":
@@ -78,5 +89,72 @@ def evaluate_run(
         with torch.no_grad():
             scores["cycle_l1"] = _cycle_error_on(translator, files, channels[source])
         scores["fake_dir"], scores["real_dir"] = str(out_dir), str(folders[target])
+        results[direction] = scores
+    return results
+
+
+def evaluate_aligned_run(
+    run_dir: str | Path,
+    dataroot: str | Path | None = None,
+    phase: str = "test",
+    labels: str | None = None,
+    device: str = "auto",
+    batch_size: int = 50,
+    fid_method: str = "sqrtm",
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Paired metrics of a run trained on an aligned dataset (A|B images, e.g. facades), both directions.
+
+    Each test image's A half is translated and compared with its own B half, and the reverse.
+    The domain named by `labels` ("A" or "B") holds label maps: outputs into it are scored, as
+    the paper's Tables 2-5, by per-pixel accuracy, per-class accuracy and class IoU after mapping
+    every pixel to the nearest colour of the palette learned from the training label maps.
+    Outputs into a photo domain get RMSE, the share of pixels within 5/255, and FID/KID.
+    """
+    run_dir = Path(run_dir)
+    cfg = TrainConfig.load(run_dir / "config.json")
+    root = Path(dataroot) if dataroot else Path(cfg.data.dataroot or "")
+    if labels not in (None, "A", "B"):
+        raise ValueError(f"labels must be A, B or None, got {labels!r}")
+
+    def halves(path: Path) -> dict[str, object]:
+        left, right = split_aligned(path)
+        return {"A": right, "B": left} if cfg.data.direction == "BtoA" else {"A": left, "B": right}
+
+    pairs = [halves(p) for p in list_images(root / phase)]
+    channels = {"A": cfg.model.input_nc, "B": cfg.model.output_nc}
+    results: dict[str, dict] = {}
+    for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
+        translator = Translator.from_run(run_dir, direction, device, with_inverse=True)
+        out_dir, real_dir = run_dir / "eval" / direction, run_dir / "eval" / f"real_{target}"
+        for folder in (out_dir, real_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.glob("*.png"):
+                old.unlink()
+        fakes, reals, originals, reconstructions = [], [], [], []
+        mode = {1: "L", 3: "RGB"}
+        for i, pair in enumerate(pairs):
+            x = to_tensor(pair[source].convert(mode[channels[source]])).unsqueeze(0)
+            fake, rec = translator.cycle(x)
+            fake_img = to_pil(fake[0].cpu()).convert("RGB")
+            real_img = pair[target].convert("RGB")
+            fake_img.save(out_dir / f"{i:04d}.png")
+            real_img.save(real_dir / f"{i:04d}.png")
+            fakes.append(fake_img)
+            reals.append(real_img)
+            originals.append(x[0])
+            reconstructions.append(rec[0].cpu())
+        scores: dict = {"n": len(pairs), "cycle_l1": cycle_error(originals, reconstructions)}
+        if target == labels:
+            train_labels = [halves(p)[target] for p in list_images(root / cfg.data.phase)]
+            palette = learn_palette(train_labels)
+            scores.update(segmentation_scores([nearest_label(f, palette) for f in fakes],
+                                              [nearest_label(r, palette) for r in reals], len(palette)))
+            scores["n_classes"] = len(palette)
+        else:
+            scores.update(photo_scores(fakes, reals))
+            scores.update(fid_kid(out_dir, real_dir, cache_dir=None, batch_size=batch_size, device=device,
+                                  progress=progress, fid_method=fid_method))
+        scores["fake_dir"] = str(out_dir)
         results[direction] = scores
     return results
