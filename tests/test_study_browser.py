@@ -64,7 +64,11 @@ def test_browser_completes_a_session(server):
             page.click("#start")
             page.wait_for_selector("#answer-form")
             # both images really load and render, then the display limit hides them
-            assert page.evaluate("[...document.querySelectorAll('img.stimulus')].every(i => i.naturalWidth === 64)")
+            # (waits for the loads: on a busy machine they may still be in flight when the form appears)
+            page.wait_for_function(
+                "[...document.querySelectorAll('img.stimulus')].length === 2 && "
+                "[...document.querySelectorAll('img.stimulus')].every(i => i.complete && i.naturalWidth === 64)"
+            )
             page.wait_for_selector("#img-left", state="hidden")
             assert page.is_visible("#hidden-note")
             feedback = []
