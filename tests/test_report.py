@@ -12,7 +12,6 @@ import re
 import shutil
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -188,11 +187,10 @@ def test_refresher_never_blocks_and_writes_at_close(run_dir, monkeypatch):
 
     monkeypatch.setattr(report, "write_report", slow)
     refresher = ReportRefresher(run_dir, every_steps=10)
-    t0 = time.perf_counter()
     assert refresher.maybe_refresh(5) is False  # not due
     assert refresher.maybe_refresh(10) is True
     assert refresher.maybe_refresh(20) is False  # due, but the previous refresh still runs
-    assert time.perf_counter() - t0 < 1.0
+    # the first refresh is still held by `release`: had maybe_refresh waited for it, it would not be running
     assert refresher.running and not (run_dir / "report.html").exists()
     release.set()
     path = refresher.close()
