@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
+from .data.datasets import split_aligned
 from .data.demo import demo_root
 from .data.images import list_images, load_image, to_pil, to_tensor
 from .metrics import (
@@ -23,7 +24,6 @@ from .metrics import (
     nearest_label,
     photo_scores,
     segmentation_scores,
-    split_aligned,
 )
 from .training.checkpoint import CheckpointError
 from .translate import Translator

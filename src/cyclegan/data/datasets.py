@@ -117,8 +117,8 @@ class UnalignedDataset(_PairDataset):
         }
 
 
-def _split(path: Path) -> tuple[Image.Image, Image.Image]:
-    """Left and right halves of an A|B image, read as RGB."""
+def split_aligned(path: Path) -> tuple[Image.Image, Image.Image]:
+    """Left and right halves of an A|B image (pix2pix format), read as RGB."""
     img = load_image(path, 3)
     w, h = img.size
     if w < 2:
@@ -154,7 +154,7 @@ class AlignedDataset(_PairDataset):
         return len(self.files)
 
     def _halves(self, index: int) -> tuple[Path, Image.Image, Image.Image]:
-        path, (left, right) = self._load(self.files, index, _split)
+        path, (left, right) = self._load(self.files, index, split_aligned)
         return (path, right, left) if self.cfg.direction == "BtoA" else (path, left, right)
 
     def _finish(self, img: Image.Image, params: TransformParams, channels: int) -> torch.Tensor:

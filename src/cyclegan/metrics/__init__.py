@@ -34,12 +34,11 @@ from .paired import (
     photo_scores,
     scores_from_confusion,
     segmentation_scores,
-    split_aligned,
 )
 
 __all__ = [
     "INSTALL_HINT", "FeatureStats", "MetricsDependencyError", "confusion_matrix", "cycle_error", "extract_features",
     "fid_kid", "frechet_distance", "frechet_distance_eig", "frechet_distance_from_features", "inception_weights_path",
     "kid", "learn_palette", "load_inception", "nearest_label", "photo_scores", "resize_like_tf1",
-    "scores_from_confusion", "segmentation_scores", "split_aligned", "stats_for_folder",
+    "scores_from_confusion", "segmentation_scores", "stats_for_folder",
 ]

@@ -55,15 +55,6 @@ def _as_rgb_array(item) -> np.ndarray:
     return arr[:, :, :3]
 
 
-def split_aligned(image) -> tuple[Image.Image, Image.Image]:
-    """A pix2pix A|B image (path or PIL) -> (left, right) halves, e.g. facades (photo, labels)."""
-    img = load_image(image, 3) if isinstance(image, (str, Path)) else image.convert("RGB")
-    half = img.width // 2
-    if half < 1:
-        raise ValueError(f"cannot split an image {img.width} px wide into A|B halves")
-    return img.crop((0, 0, half, img.height)), img.crop((half, 0, 2 * half, img.height))
-
-
 def _flat_pixels(arr: np.ndarray, tolerance: int) -> np.ndarray:
     """Pixels whose 3x3 neighbourhood varies by at most `tolerance` in every channel, as (K, 3)."""
     a = arr.astype(np.int16)
@@ -85,7 +76,7 @@ def learn_palette(label_images: Iterable, max_colors: int = 32, min_share: float
     """The distinct label colours of noisy (JPEG) label maps, as uint8 (K, 3); see the module docstring.
 
     label_images: paths, PIL images or uint8 (H, W, 3) arrays of label maps only (for pix2pix files,
-    crop the label half first, e.g. with split_aligned).
+    crop the label half first, e.g. with cyclegan.data.datasets.split_aligned).
     """
     bins = 32  # 8 levels per grid cell and channel
     counts = np.zeros(bins ** 3, dtype=np.int64)
