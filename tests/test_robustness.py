@@ -22,7 +22,6 @@ from cyclegan.data import UnalignedDataset, load_image
 from cyclegan.data.images import ImageLoadError
 from cyclegan.config import DataConfig
 from cyclegan.training import checkpoint as checkpoint_module
-from cyclegan.training import loop as loop_module
 from cyclegan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
 from cyclegan.training.loop import NonFiniteLossError, train
 
@@ -141,7 +140,10 @@ def test_same_command_again_auto_resumes(unaligned_root, tmp_path, capsys):
 
 
 def test_non_finite_loss_stops_naming_term_and_step(unaligned_root, tmp_path, monkeypatch):
-    real_step = loop_module.train_step
+    from cyclegan.training.methods import METHODS, MethodSpec
+
+    real = METHODS["cyclegan"]
+    real_step = real.step
     count = [0]
 
     def poisoned(*args, **kwargs):
@@ -151,7 +153,7 @@ def test_non_finite_loss_stops_naming_term_and_step(unaligned_root, tmp_path, mo
             losses["cycle_b"] = torch.tensor(float("nan"))
         return losses
 
-    monkeypatch.setattr(loop_module, "train_step", poisoned)
+    monkeypatch.setitem(METHODS, "cyclegan", MethodSpec(poisoned, real.loss_names))
     cfg = tiny_config(unaligned_root, tmp_path / "runs", max_steps=30, save_latest_freq=4, print_freq=100)
     with pytest.raises(NonFiniteLossError, match=r"loss cycle_b became nan at step 6; .*step_00000004 is kept"):
         train(cfg)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .atomic import write_text_atomic
-from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args
+from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args, with_method_defaults
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
 from .evaluate import default_cache_dir, evaluate_run
@@ -62,6 +62,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         base = TrainConfig.load(args.config)
     else:
         base = demo_config() if args.dataroot is None else TrainConfig()
+        if args.method is not None:
+            base = with_method_defaults(base, args.method)
     cfg = config_from_args(args, base)
     train(cfg, resume=args.resume, override_config=args.override_config)
     return 0

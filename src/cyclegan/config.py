@@ -28,6 +28,7 @@ LrPolicy = Literal["linear", "step", "cosine"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 DatasetMode = Literal["unaligned", "aligned"]
 Direction = Literal["AtoB", "BtoA"]
+Method = Literal["cyclegan", "pix2pix", "simgan", "bigan", "cogan"]
 OnBadImage = Literal["error", "skip"]
 
 
@@ -39,6 +40,11 @@ def _opt(default: Any, help: str) -> Any:
 class ModelConfig:
     """Networks. G maps A -> B, F maps B -> A; D_A judges domain A, D_B domain B."""
 
+    method: Method = _opt(
+        "cyclegan",
+        "what to train: cyclegan, or a baseline of the paper (section 5.1): pix2pix (paired), simgan, "
+        "bigan (BiGAN/ALI for image -> image), cogan; a baseline also changes the defaults it needs",
+    )
     input_nc: int = _opt(3, "channels of domain A images (1 = grayscale, 3 = RGB)")
     output_nc: int = _opt(3, "channels of domain B images (1 = grayscale, 3 = RGB)")
     ngf: int = _opt(64, "filters in the generators' first conv layer")
@@ -52,6 +58,10 @@ class ModelConfig:
     init_type: InitKind = _opt("normal", "weight initialisation")
     init_gain: float = _opt(0.02, "scale (std for normal) of the initialisation")
     dropout: bool = _opt(False, "dropout 0.5 in the generators (off for CycleGAN, as in the authors' code)")
+    latent_dim: int = _opt(100, "cogan: size of the latent code both generators start from")
+    inversion_steps: int = _opt(
+        200, "cogan: Adam steps that search the latent code of an input image when translating it"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,9 @@ class LossConfig:
     lambda_b: float = _opt(10.0, "weight of the backward cycle B -> A -> B (0 disables it)")
     lambda_identity: float = _opt(
         0.5, "identity loss weight as a fraction of lambda: G(b) ~ b and F(a) ~ a (0 disables it)"
+    )
+    lambda_l1: float = _opt(
+        100.0, "pix2pix: weight of |G(a) - b| against the paired target; simgan: of |G(a) - a| against the input"
     )
 
     @staticmethod
@@ -233,11 +246,76 @@ class TrainConfig:
             (self.run.save_epoch_freq >= 1, "run.save_epoch_freq", "must be at least 1"),
             (self.run.report_freq >= 0, "run.report_freq", "must be >= 0"),
             (bool(self.run.name) and "/" not in self.run.name, "run.name", "must be a non-empty folder name"),
+            (self.loss.lambda_l1 >= 0, "loss.lambda_l1", "must be >= 0"),
+            (self.model.latent_dim >= 1, "model.latent_dim", "must be at least 1"),
+            (self.model.inversion_steps >= 0, "model.inversion_steps", "must be >= 0"),
+            (
+                self.model.method != "pix2pix" or (self.data.dataset_mode == "aligned" and self.data.paired),
+                "model.method",
+                "pix2pix trains on paired images: use --dataset-mode aligned --paired (ROOT/train/*.jpg, A|B side by side)",
+            ),
+            (
+                self.model.method == "cyclegan" or self.loss.lambda_identity == 0,
+                "loss.lambda_identity",
+                f"must be 0 for {self.model.method} (only cyclegan has an identity loss); pass --lambda-identity 0",
+            ),
+            (
+                self.model.method != "simgan" or self.model.input_nc == self.model.output_nc,
+                "model.method",
+                "simgan compares each output with its input, so both domains need the same --input-nc/--output-nc",
+            ),
+            (
+                self.model.method != "bigan" or self.optim.pool_size == 0,
+                "optim.pool_size",
+                "must be 0 for bigan: its discriminator judges (input, translation) pairs, not a history of fakes",
+            ),
+            (
+                self.model.method != "cogan" or _is_power_of_two(self.data.crop_size),
+                "data.crop_size",
+                f"must be a power of two for cogan (its generators draw images from a 4x4 map), got {self.data.crop_size}",
+            ),
         ]
         for ok, name, message in checks:
             if not ok:
                 raise ConfigError(f"{name} {message}")
         return self
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n >= 8 and n & (n - 1) == 0
+
+
+def with_method_defaults(base: TrainConfig, method: Method) -> TrainConfig:
+    """`base` switched to `method`, with the settings that method is defined by.
+
+    The command line applies this before the options a user types, so those still win.
+    The settings follow the baselines' own papers, as section 5.1 of CycleGAN used them.
+    """
+    replace = dataclasses.replace
+    model, data, loss, optim = replace(base.model, method=method), base.data, base.loss, base.optim
+    if method != "cyclegan":
+        loss = replace(loss, lambda_identity=0.0)
+    if method == "pix2pix":
+        # U-Net + conditional PatchGAN, log-likelihood GAN + 100 * L1, no pool, dropout as the noise.
+        # pix2pix's batch norm at batch size 1 is instance norm (its section 3.3), which is our default.
+        model = replace(model, generator="unet_256", dropout=True)
+        data = replace(data, dataset_mode="aligned", paired=True)
+        loss = replace(loss, gan_mode="vanilla", lambda_l1=100.0)
+        optim = replace(optim, pool_size=0)
+    elif method == "simgan":
+        # SimGAN keeps the history pool (it introduced it); the L1 to the input gets the cycle
+        # loss's weight, so the only change from CycleGAN is what that L1 compares with.
+        loss = replace(loss, lambda_l1=10.0)
+    elif method == "bigan":
+        loss = replace(loss, gan_mode="vanilla")
+        optim = replace(optim, pool_size=0)
+    elif method == "cogan":
+        # DCGAN-style networks: batch norm needs more than one image per batch to give
+        # test-time statistics that match training.
+        model = replace(model, norm="batch")
+        loss = replace(loss, gan_mode="vanilla")
+        optim = replace(optim, pool_size=0, batch_size=8)
+    return TrainConfig(model=model, data=data, loss=loss, optim=optim, run=base.run)
 
 
 def _patch_map_size(size: int, n_layers: int) -> int:

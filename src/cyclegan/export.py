@@ -41,6 +41,7 @@ from torch import nn
 
 from .config import ConfigError
 from .training.checkpoint import CheckpointError
+from .nets.coupled import LatentInversion
 from .translate import Translator
 
 FORMATS = ("onnx", "torchscript")
@@ -173,6 +174,9 @@ def export_generator(
     if not run_dir.exists():
         raise CheckpointError(f"{run_dir} does not exist; pass the run directory written by `cyclegan train`")
     translator = Translator.from_run(run_dir, direction, device="cpu")
+    if isinstance(translator.generator, LatentInversion):
+        raise ExportError(f"{run_dir} is a CoGAN run: it translates by an optimisation per image, "
+                          "which ONNX and TorchScript cannot hold; use `cyclegan translate` instead")
     net = translator.generator.eval()
     shapes = verification_shapes(translator.in_channels, translator.multiple)
     example = _random_input(shapes[0], seed=0)

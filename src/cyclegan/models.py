@@ -1,9 +1,14 @@
-"""The four networks of a CycleGAN, held in typed fields.
+"""The networks of a run, held in typed fields, for CycleGAN and the paper's baselines.
 
-Names follow what each network does: `gen_ab` is the paper's G (A -> B),
-`gen_ba` its F (B -> A), `disc_a` its D_X (judges images of domain A) and
-`disc_b` its D_Y (judges domain B). The authors' code calls G_A/G_B/D_A/D_B,
-where their D_A judges domain B; we do not follow that.
+Names follow what each network does: `gen_ab` is the paper's G (A -> B), `gen_ba` its
+F (B -> A), `disc_a` its D_X (judges images of domain A) and `disc_b` its D_Y (judges
+domain B). The authors' code calls them G_A/G_B/D_A/D_B, where their D_A judges
+domain B; we do not follow that.
+
+The baselines reuse the slots: pix2pix's discriminators are conditional (disc_b judges
+an (a, b) pair stacked on channels, disc_a a (b, a) pair); BiGAN/ALI has one
+discriminator of (a, b) pairs, in disc_b, and no disc_a; CoGAN's generators and
+discriminators are views over coupled networks that share weights.
 """
 
 from __future__ import annotations
@@ -16,35 +21,39 @@ from torch import nn
 
 from .config import ModelConfig
 from .nets import build_discriminator, build_generator
+from .nets.coupled import build_coupled
 
 
 @dataclass
 class CycleGANNets:
     gen_ab: nn.Module
     gen_ba: nn.Module
-    disc_a: nn.Module
+    disc_a: nn.Module | None
     disc_b: nn.Module
 
     @classmethod
-    def build(cls, cfg: ModelConfig) -> "CycleGANNets":
-        return cls(
-            gen_ab=build_generator(cfg, cfg.input_nc, cfg.output_nc),
-            gen_ba=build_generator(cfg, cfg.output_nc, cfg.input_nc),
-            disc_a=build_discriminator(cfg, cfg.input_nc),
-            disc_b=build_discriminator(cfg, cfg.output_nc),
-        )
+    def build(cls, cfg: ModelConfig, image_size: int = 256) -> "CycleGANNets":
+        """The networks `cfg.method` trains; `image_size` (the crop size) matters to CoGAN only."""
+        a, b = cfg.input_nc, cfg.output_nc
+        if cfg.method == "cogan":
+            return cls(*build_coupled(cfg, image_size))
+        gen_ab, gen_ba = build_generator(cfg, a, b), build_generator(cfg, b, a)
+        if cfg.method == "pix2pix":
+            return cls(gen_ab, gen_ba, disc_a=build_discriminator(cfg, b + a), disc_b=build_discriminator(cfg, a + b))
+        if cfg.method == "bigan":
+            return cls(gen_ab, gen_ba, disc_a=None, disc_b=build_discriminator(cfg, a + b))
+        return cls(gen_ab, gen_ba, disc_a=build_discriminator(cfg, a), disc_b=build_discriminator(cfg, b))
 
     def by_name(self) -> dict[str, nn.Module]:
         """The networks under their file names in a checkpoint."""
-        return {"gen_ab": self.gen_ab, "gen_ba": self.gen_ba, "disc_a": self.disc_a, "disc_b": self.disc_b}
+        nets = {"gen_ab": self.gen_ab, "gen_ba": self.gen_ba, "disc_a": self.disc_a, "disc_b": self.disc_b}
+        return {name: net for name, net in nets.items() if net is not None}
 
     def generator_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.gen_ab.parameters()
-        yield from self.gen_ba.parameters()
+        yield from _unique_parameters(self.gen_ab, self.gen_ba)
 
     def discriminator_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.disc_a.parameters()
-        yield from self.disc_b.parameters()
+        yield from _unique_parameters(self.disc_a, self.disc_b)
 
     def to(self, device: torch.device | str) -> "CycleGANNets":
         for net in self.by_name().values():
@@ -55,3 +64,24 @@ class CycleGANNets:
         for net in self.by_name().values():
             net.train(mode)
         return self
+
+
+def _unique_parameters(*nets: nn.Module | None) -> Iterator[nn.Parameter]:
+    # CoGAN's two views hold the same coupled module; an optimiser must see each weight once.
+    seen: set[int] = set()
+    for net in nets:
+        if net is None:
+            continue
+        for p in net.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield p
+
+
+def build_translation_generator(cfg: ModelConfig, direction: str, image_size: int) -> nn.Module:
+    """The (untrained) generator that maps images in `direction`, AtoB or BtoA."""
+    if cfg.method == "cogan":
+        gen_ab, gen_ba, _, _ = build_coupled(cfg, image_size)
+        return gen_ab if direction == "AtoB" else gen_ba
+    a, b = cfg.input_nc, cfg.output_nc
+    return build_generator(cfg, a, b) if direction == "AtoB" else build_generator(cfg, b, a)

@@ -43,9 +43,7 @@ from .training.checkpoint import CheckpointError
 
 REPORT_FILE = "report.html"
 LOG_FILE = "loss_log.csv"
-GENERATOR_TERMS = ("gan_ab", "gan_ba", "cycle_a", "cycle_b", "idt_a", "idt_b")
-DISCRIMINATOR_TERMS = ("disc_a", "disc_b")
-NUMERIC_COLUMNS = ("step", "epoch", "lr", "sec_per_step", *GENERATOR_TERMS, *DISCRIMINATOR_TERMS)
+BOOKKEEPING_COLUMNS = ("step", "epoch", "lr", "sec_per_step")
 EVAL_FIELDS = ("fid", "kid_mean", "kid_std", "cycle_l1", "n_fake", "n_real")
 
 THUMB_SIZE = (360, 720)  # a grid is scaled down to fit this box (width, height), never up
@@ -59,12 +57,11 @@ _SAMPLE_RE = re.compile(r"^step_(\d+)\.png$")
 
 
 def read_loss_log(path: Path) -> dict[str, np.ndarray]:
-    """The numeric columns of loss_log.csv as float arrays (empty arrays when there is no log).
+    """The columns of loss_log.csv as float arrays, keyed by header name (empty when there is no log).
 
-    Only complete lines count: a last line without its newline (being appended right now, or cut
+    The loss columns are whatever the run's method logs (CycleGAN: gan_ab ... disc_b). Only complete lines count: a last line without its newline (being appended right now, or cut
     by a crash) is dropped, and so is any row with a missing or unparseable field.
     """
-    columns: dict[str, list[float]] = {name: [] for name in NUMERIC_COLUMNS}
     try:
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
             text = f.read()
@@ -73,9 +70,10 @@ def read_loss_log(path: Path) -> dict[str, np.ndarray]:
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    header = next(reader, None) or []
+    columns: dict[str, list[float]] = {name: [] for name in header}
     if header:
-        index = {name: header.index(name) for name in NUMERIC_COLUMNS if name in header}
+        index = {name: i for i, name in enumerate(header)}
         for row in reader:
             if len(row) != len(header):
                 continue
@@ -85,8 +83,14 @@ def read_loss_log(path: Path) -> dict[str, np.ndarray]:
                 continue
             for name in index:
                 columns[name].append(values[name])
-    present = set(header or ())
-    return {name: np.asarray(values, dtype=np.float64) for name, values in columns.items() if name in present}
+    return {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
+
+
+def loss_terms(log: dict[str, np.ndarray]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The generator-side and discriminator-side loss columns of a log, in log order."""
+    terms = [name for name in log if name not in BOOKKEEPING_COLUMNS]
+    disc = tuple(t for t in terms if t.startswith("disc"))
+    return tuple(t for t in terms if t not in disc), disc
 
 
 def sliding_mean(values: np.ndarray, window: int) -> np.ndarray:
@@ -205,8 +209,9 @@ def _plot_terms(ax, steps: np.ndarray, log: dict[str, np.ndarray], terms: tuple[
 def _loss_figure(log: dict[str, np.ndarray], window: int) -> tuple[str, list[str]]:
     fig, (ax_g, ax_d) = _figure(12, 4.2, ncols=2)
     steps = log["step"]
-    skipped = _plot_terms(ax_g, steps, log, GENERATOR_TERMS, window, "generators")
-    skipped += _plot_terms(ax_d, steps, log, DISCRIMINATOR_TERMS, window, "discriminators")
+    gen_terms, disc_terms = loss_terms(log)
+    skipped = _plot_terms(ax_g, steps, log, gen_terms, window, "generators")
+    skipped += _plot_terms(ax_d, steps, log, disc_terms, window, "discriminators")
     ax_g.set_ylabel(f"loss (mean of {window} log rows)" if window > 1 else "loss")
     return _png_data_uri(fig), skipped
 
@@ -379,7 +384,7 @@ def render_report(run_dir: Path, max_grids: int = 6, window: int | None = None) 
             '<section id="summary"><h2>Summary</h2>', _summary(log, config, len(sample_grids(run_dir))), "</section>"]
 
     body.append('<section id="losses"><h2>Losses</h2>')
-    if n and all(t in log for t in GENERATOR_TERMS + DISCRIMINATOR_TERMS):
+    if n and any(loss_terms(log)):
         uri, skipped = _loss_figure(log, win)
         body.append(f'<img class="plot" src="{uri}" alt="loss curves">')
         note = (f"Sliding-window mean over {win} log rows (faint: each row)" if win > 1 else "Each log row")

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from .config import ModelConfig, TrainConfig
 from .data.images import list_inputs, load_image, to_pil, to_tensor
-from .nets import build_generator, size_multiple
+from .models import build_translation_generator
+from .nets import size_multiple
 from .training.checkpoint import CheckpointError, latest_checkpoint, load_weights
 from .training.loop import pick_device
 
@@ -30,8 +31,8 @@ def _channels(cfg: ModelConfig, direction: Direction) -> tuple[int, int]:
     return (cfg.input_nc, cfg.output_nc) if direction == "AtoB" else (cfg.output_nc, cfg.input_nc)
 
 
-def _load_generator(cfg: ModelConfig, weights: Path, in_nc: int, out_nc: int, device: torch.device) -> nn.Module:
-    net = build_generator(cfg, in_nc, out_nc)
+def _load_generator(cfg: TrainConfig, weights: Path, direction: Direction, device: torch.device) -> nn.Module:
+    net = build_translation_generator(cfg.model, direction, cfg.data.crop_size)
     load_weights(net, weights)
     return net.to(device).eval()
 
@@ -76,7 +77,7 @@ class Translator:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
             raise CheckpointError(f"{run_dir} has no complete checkpoint yet; train it first (cyclegan train ... --name {run_dir.name})")
-        cfg = TrainConfig.load(config_path).model
+        cfg = TrainConfig.load(config_path)
         forward, backward = ("gen_ab", "gen_ba") if direction == "AtoB" else ("gen_ba", "gen_ab")
         return cls._build(cfg, direction, checkpoint / f"{forward}.safetensors",
                           checkpoint / f"{backward}.safetensors" if with_inverse else None, device)
@@ -89,18 +90,21 @@ class Translator:
 
         `direction` says which way that generator maps (AtoB for gen_ab, BtoA for gen_ba).
         """
-        cfg = TrainConfig.load(Path(config)).model
+        cfg = TrainConfig.load(Path(config))
         return cls._build(cfg, direction, Path(weights), None, device)
 
     @classmethod
-    def _build(cls, cfg: ModelConfig, direction: Direction, weights: Path, inverse: Path | None, device: str):
+    def _build(cls, cfg: TrainConfig, direction: Direction, weights: Path, inverse: Path | None, device: str):
         dev = pick_device(device)
-        in_nc, out_nc = _channels(cfg, direction)
+        in_nc, _ = _channels(cfg.model, direction)
         if not weights.is_file():
             raise CheckpointError(f"weights file {weights} not found")
-        gen = _load_generator(cfg, weights, in_nc, out_nc, dev)
-        inv = _load_generator(cfg, inverse, out_nc, in_nc, dev) if inverse is not None else None
-        return cls(gen, size_multiple(cfg.generator), in_nc, dev, inv)
+        gen = _load_generator(cfg, weights, direction, dev)
+        backward: Direction = "BtoA" if direction == "AtoB" else "AtoB"
+        inv = _load_generator(cfg, inverse, backward, dev) if inverse is not None else None
+        # CoGAN's inversion resizes any input itself; convolutional generators need padding.
+        multiple = 1 if cfg.model.method == "cogan" else size_multiple(cfg.model.generator)
+        return cls(gen, multiple, in_nc, dev, inv)
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:

@@ -36,7 +36,8 @@ from .checkpoint import (
 )
 from .samples import save_sample_grid
 from .schedule import lr_factor
-from .step import LOSS_NAMES, Optimizers, Pools, train_step
+from .methods import METHODS
+from .step import Optimizers, Pools
 
 # Fields that only change how a run is watched or where it runs, never what it computes.
 FREE_TO_CHANGE = {
@@ -87,7 +88,7 @@ class NonFiniteLossError(RuntimeError):
 FINITE_CHECK_EVERY = 10  # steps between two checks: one host sync per check, not per step
 
 
-def _check_finite(recent: list[torch.Tensor], last_step: int, run_dir: Path) -> None:
+def _check_finite(recent: list[torch.Tensor], last_step: int, run_dir: Path, names: tuple[str, ...]) -> None:
     """Raise naming the first non-finite loss term and its step among the recent steps."""
     if not recent:
         return
@@ -101,7 +102,7 @@ def _check_finite(recent: list[torch.Tensor], last_step: int, run_dir: Path) -> 
     last_good = latest_checkpoint(run_dir)
     kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written yet"
     raise NonFiniteLossError(
-        f"loss {LOSS_NAMES[col]} became {float(stacked[row, col])} at step {step}; training stopped and {kept}. "
+        f"loss {names[col]} became {float(stacked[row, col])} at step {step}; training stopped and {kept}. "
         "Lower --lr, check the data, or resume from that checkpoint with another --seed"
     )
 
@@ -141,15 +142,15 @@ def _ignore_sigint_in_worker(_: int) -> None:
 class _LossLog:
     """CSV of the loss terms averaged over each logging window."""
 
-    def __init__(self, path: Path, resume_step: int):
+    def __init__(self, path: Path, resume_step: int, loss_names: tuple[str, ...]):
         self.path = path
-        self.columns = ["step", "epoch", "lr", "sec_per_step", *LOSS_NAMES]
+        self.columns = ["step", "epoch", "lr", "sec_per_step", *loss_names]
         if path.exists() and resume_step > 0:
             # Rows logged after the checkpoint we resume from will be logged again.
             with open(path, newline="") as f:
                 # a row cut short by a crash has empty trailing fields: drop it
                 rows = [r for r in csv.DictReader(f)
-                        if r.get(LOSS_NAMES[-1]) and r["step"].isdigit() and int(r["step"]) <= resume_step]
+                        if r.get(loss_names[-1]) and r["step"].isdigit() and int(r["step"]) <= resume_step]
             self._write(rows)
         else:
             self._write([])
@@ -223,7 +224,8 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
 
     # ---- networks, optimisers, pools
     torch.manual_seed(cfg.run.seed)
-    nets = CycleGANNets.build(cfg.model).to(device).train()
+    method = METHODS[cfg.model.method]
+    nets = CycleGANNets.build(cfg.model, image_size=cfg.data.crop_size).to(device).train()
     betas = (cfg.optim.beta1, cfg.optim.beta2)
     optimizers = Optimizers(
         gen=torch.optim.Adam(nets.generator_parameters(), lr=cfg.optim.lr, betas=betas),
@@ -246,7 +248,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(config_path)
-    log = _LossLog(run_dir / LOG_FILE, progress.step)
+    log = _LossLog(run_dir / LOG_FILE, progress.step, method.loss_names)
 
     last_saved = progress.step
 
@@ -254,7 +256,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
 
     def checkpoint_now(name: str) -> Path:
         nonlocal last_saved
-        _check_finite(recent, progress.step, run_dir)
+        _check_finite(recent, progress.step, run_dir, method.loss_names)
         last_saved = progress.step
         state = {
             "progress": vars(progress).copy(),
@@ -289,8 +291,8 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
             for batch in loader:
                 real_a = batch["a"].to(device, non_blocking=True)
                 real_b = batch["b"].to(device, non_blocking=True)
-                losses = train_step(nets, optimizers, pools, real_a, real_b, cfg.loss)
-                recent.append(torch.stack([losses[k] for k in LOSS_NAMES]))
+                losses = method.step(nets, optimizers, pools, real_a, real_b, cfg.loss)
+                recent.append(torch.stack([losses[k] for k in method.loss_names]))
                 progress.step += 1
                 progress.position += real_a.shape[0]
                 window_steps += 1
@@ -299,9 +301,9 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
                 bar.update(1)
 
                 if progress.step % FINITE_CHECK_EVERY == 0:
-                    _check_finite(recent, progress.step, run_dir)
+                    _check_finite(recent, progress.step, run_dir, method.loss_names)
                 if progress.step % cfg.run.print_freq == 0 or progress.step == total_steps:
-                    _check_finite(recent, progress.step, run_dir)
+                    _check_finite(recent, progress.step, run_dir, method.loss_names)
                     elapsed = time.perf_counter() - window_start
                     means = {k: float(v) / window_steps for k, v in window.items()}  # the one host sync
                     log.append({"step": progress.step, "epoch": progress.epoch, "lr": f"{lr:.3e}",

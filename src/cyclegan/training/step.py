@@ -79,19 +79,36 @@ def train_step(
 
     # ---- discriminators D_A and D_B, on fakes drawn from the history pools
     if use_gan:
-        set_requires_grad([D_A, D_B], True)
-        optimizers.disc.zero_grad(set_to_none=True)
-        pooled_a = pools.fake_a.query(fake_a.detach())
-        pooled_b = pools.fake_b.query(fake_b.detach())
-        # Halved so D learns more slowly than G (paper, section 4).
-        losses["disc_a"] = 0.5 * (gan_loss(D_A(real_a), True, cfg.gan_mode) + gan_loss(D_A(pooled_a), False, cfg.gan_mode))
-        losses["disc_b"] = 0.5 * (gan_loss(D_B(real_b), True, cfg.gan_mode) + gan_loss(D_B(pooled_b), False, cfg.gan_mode))
-        (losses["disc_a"] + losses["disc_b"]).backward()
-        optimizers.disc.step()
+        losses["disc_a"], losses["disc_b"] = discriminator_step(nets, optimizers, pools, real_a, real_b,
+                                                                fake_a, fake_b, cfg)
     else:
         losses["disc_a"] = losses["disc_b"] = zero
 
     return {name: value.detach() for name, value in losses.items()}
+
+
+def discriminator_step(
+    nets: CycleGANNets,
+    optimizers: Optimizers,
+    pools: Pools,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    fake_a: torch.Tensor,
+    fake_b: torch.Tensor,
+    cfg: LossConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Update D_A (real a vs pooled fake a) and D_B alike; return their losses."""
+    D_A, D_B = nets.disc_a, nets.disc_b
+    set_requires_grad([D_A, D_B], True)
+    optimizers.disc.zero_grad(set_to_none=True)
+    pooled_a = pools.fake_a.query(fake_a.detach())
+    pooled_b = pools.fake_b.query(fake_b.detach())
+    # Halved so D learns more slowly than G (paper, section 4).
+    disc_a = 0.5 * (gan_loss(D_A(real_a), True, cfg.gan_mode) + gan_loss(D_A(pooled_a), False, cfg.gan_mode))
+    disc_b = 0.5 * (gan_loss(D_B(real_b), True, cfg.gan_mode) + gan_loss(D_B(pooled_b), False, cfg.gan_mode))
+    (disc_a + disc_b).backward()
+    optimizers.disc.step()
+    return disc_a, disc_b
 
 
 LOSS_NAMES = ("gan_ab", "gan_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "disc_a", "disc_b")
