@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,34 @@ def test_aligned_run_gets_paired_metrics(tmp_path, capsys):
     assert 0 <= photo_to_labels["class_iou"] <= photo_to_labels["per_pixel_acc"] <= 1
     assert {"rmse", "within_threshold", "fid", "kid_mean"} <= set(labels_to_photo)
     assert "per_pixel_acc" in capsys.readouterr().out
+
+
+@needs_inception
+def test_size_option_translates_and_compares_at_that_size(unaligned_root, tmp_path):
+    from PIL import Image
+
+    run_dir = train(tiny_config(unaligned_root, tmp_path / "runs", max_steps=1))
+    assert main(["evaluate", str(run_dir), "--size", "16", "--no-cache", "--fid-method", "fast", "--no-progress"]) == 0
+    results = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    for direction in ("AtoB", "BtoA"):
+        for folder in (results[direction]["fake_dir"], results[direction]["real_dir"]):
+            sizes = {Image.open(p).size for p in Path(folder).glob("*.png")}
+            assert sizes == {(16, 16)}
+
+
+@needs_inception
+def test_aligned_size_keeps_label_colours_in_the_palette(tmp_path):
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    root = _aligned_labels_root(tmp_path)
+    cfg = tiny_config(root, tmp_path / "runs", max_steps=1)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset_mode="aligned"))
+    run_dir = train(cfg)
+    assert main(["evaluate", str(run_dir), "--labels", "B", "--size", "20", "--fid-method", "fast", "--no-progress"]) == 0
+    real_labels = sorted((run_dir / "eval" / "real_B").glob("*.png"))
+    assert {Image.open(p).size for p in real_labels} == {(20, 20)}
+    colours = {tuple(c) for p in real_labels for c in np.asarray(Image.open(p)).reshape(-1, 3)}
+    assert colours <= {(200, 0, 0), (0, 200, 0), (0, 0, 200)}  # nearest-neighbour: no blended label colours

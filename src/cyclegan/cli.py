@@ -134,6 +134,9 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", choices=["A", "B"], default=None,
                    help="RUN_DIR form, aligned data: the domain of label maps (scored by per-pixel / per-class "
                    "accuracy and class IoU against a palette learned from the training labels)")
+    p.add_argument("--size", type=int, default=None,
+                   help="RUN_DIR form: translate and compare at SIZE x SIZE (default: the images' own size); "
+                        "for a run trained at reduced resolution pass its --load-size")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where real-image features are cached (default: ~/.cache/cyclegan/inception_features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
@@ -160,7 +163,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.fake is not None or args.real is not None:
         raise ConfigError("pass either RUN_DIR or --fake/--real, not both")
     results = evaluate_run(args.run, args.dataroot, args.phase, args.device, args.batch_size, cache,
-                           args.fid_method, args.progress, args.labels)
+                           args.fid_method, args.progress, args.labels, args.size)
     for direction, scores in results.items():
         numbers = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float)))
         print(f"{direction}: {numbers}")

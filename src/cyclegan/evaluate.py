@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from .config import TrainConfig
 from .data.datasets import split_aligned
@@ -45,6 +46,19 @@ def _cycle_error_on(translator: Translator, files: list[Path], channels: int) ->
     return cycle_error(originals, reconstructions)
 
 
+def _resized_copies(files: list[Path], folder: Path, size: int, channels: int) -> list[Path]:
+    """Square `size` x `size` PNG copies of `files` in `folder` (emptied first)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    out = []
+    for i, path in enumerate(files):
+        target = folder / f"{i:04d}_{path.stem}.png"
+        load_image(path, channels).resize((size, size), Image.BICUBIC).save(target)
+        out.append(target)
+    return out
+
+
 def evaluate_run(
     run_dir: str | Path,
     dataroot: str | Path | None = None,
@@ -55,20 +69,26 @@ def evaluate_run(
     fid_method: str = "sqrtm",
     progress: bool = True,
     labels: str | None = None,
+    size: int | None = None,
 ) -> dict[str, dict]:
     """Metrics of a trained run in both directions: {"AtoB": {...}, "BtoA": {...}}.
 
     Unaligned data: FID/KID of translated PHASE A vs real PHASE B (and the reverse) and the cycle
     error. Aligned data: the paired metrics of `evaluate_aligned_run` (`labels` names the
     label-map domain). Translations are written to RUN_DIR/eval/<direction>/ (kept for inspection).
+    `size`: translate and compare at `size` x `size` (both the inputs and the real images resized);
+    a run trained at reduced resolution should be measured at its --load-size, where objects have
+    the scale its generators learned. None keeps the images' own size.
     """
+    if size is not None and size < 8:
+        raise ValueError(f"evaluation size must be at least 8 pixels, got {size}")
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
     cfg = TrainConfig.load(cfg_path)
     if cfg.data.dataset_mode == "aligned":
-        return evaluate_aligned_run(run_dir, dataroot, phase, labels, device, batch_size, fid_method, progress)
+        return evaluate_aligned_run(run_dir, dataroot, phase, labels, device, batch_size, fid_method, progress, size)
     root = Path(dataroot) if dataroot else (Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root())
     folders = {"A": root / f"{phase}A", "B": root / f"{phase}B"}
     if cfg.data.direction == "BtoA":
@@ -77,18 +97,23 @@ def evaluate_run(
     results: dict[str, dict] = {}
     for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
         files = list_images(folders[source])
-        list_images(folders[target])  # fail before translating anything when it is missing
+        real_dir = folders[target]
+        real_files = list_images(real_dir)  # fail before translating anything when it is missing
+        if size is not None:
+            files = _resized_copies(files, run_dir / "eval" / f"input_{source}_{size}", size, channels[source])
+            real_dir = run_dir / "eval" / f"real_{target}_{size}"
+            _resized_copies(real_files, real_dir, size, channels[target])
         translator = Translator.from_run(run_dir, direction, device, with_inverse=True)
         out_dir = run_dir / "eval" / direction
         if out_dir.exists():
             for old in out_dir.glob("*.png"):
                 old.unlink()
         translator.translate_files(files, out_dir, progress=progress)
-        scores = fid_kid(out_dir, folders[target], cache_dir=cache_dir, batch_size=batch_size, device=device,
+        scores = fid_kid(out_dir, real_dir, cache_dir=cache_dir if size is None else None, batch_size=batch_size, device=device,
                          progress=progress, fid_method=fid_method)
         with torch.no_grad():
             scores["cycle_l1"] = _cycle_error_on(translator, files, channels[source])
-        scores["fake_dir"], scores["real_dir"] = str(out_dir), str(folders[target])
+        scores["fake_dir"], scores["real_dir"] = str(out_dir), str(real_dir)
         results[direction] = scores
     return results
 
@@ -102,6 +127,7 @@ def evaluate_aligned_run(
     batch_size: int = 50,
     fid_method: str = "sqrtm",
     progress: bool = True,
+    size: int | None = None,
 ) -> dict[str, dict]:
     """Paired metrics of a run trained on an aligned dataset (A|B images, e.g. facades), both directions.
 
@@ -110,6 +136,8 @@ def evaluate_aligned_run(
     the paper's Tables 2-5, by per-pixel accuracy, per-class accuracy and class IoU after mapping
     every pixel to the nearest colour of the palette learned from the training label maps.
     Outputs into a photo domain get RMSE, the share of pixels within 5/255, and FID/KID.
+    `size` resizes both halves to `size` x `size` first (label maps by nearest neighbour, so no
+    colour outside the palette appears), as `evaluate_run` explains.
     """
     run_dir = Path(run_dir)
     cfg = TrainConfig.load(run_dir / "config.json")
@@ -121,7 +149,12 @@ def evaluate_aligned_run(
         left, right = split_aligned(path)
         return {"A": right, "B": left} if cfg.data.direction == "BtoA" else {"A": left, "B": right}
 
-    pairs = [halves(p) for p in list_images(root / phase)]
+    def at_size(pair: dict[str, Image.Image]) -> dict[str, Image.Image]:
+        if size is None:
+            return pair
+        return {d: img.resize((size, size), Image.NEAREST if d == labels else Image.BICUBIC) for d, img in pair.items()}
+
+    pairs = [at_size(halves(p)) for p in list_images(root / phase)]
     channels = {"A": cfg.model.input_nc, "B": cfg.model.output_nc}
     results: dict[str, dict] = {}
     for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
