@@ -59,6 +59,16 @@ def _resized_copies(files: list[Path], folder: Path, size: int, channels: int) -
     return out
 
 
+def _same_size_runs(tensors: list[torch.Tensor], limit: int) -> list[tuple[int, int]]:
+    """(start, stop) index ranges of consecutive equally sized tensors, at most `limit` long."""
+    runs, start = [], 0
+    for i in range(1, len(tensors) + 1):
+        if i == len(tensors) or i - start == limit or tensors[i].shape != tensors[start].shape:
+            runs.append((start, i))
+            start = i
+    return runs
+
+
 def evaluate_run(
     run_dir: str | Path,
     dataroot: str | Path | None = None,
@@ -166,17 +176,18 @@ def evaluate_aligned_run(
                 old.unlink()
         fakes, reals, originals, reconstructions = [], [], [], []
         mode = {1: "L", 3: "RGB"}
-        for i, pair in enumerate(pairs):
-            x = to_tensor(pair[source].convert(mode[channels[source]])).unsqueeze(0)
-            fake, rec = translator.cycle(x)
-            fake_img = to_pil(fake[0].cpu()).convert("RGB")
-            real_img = pair[target].convert("RGB")
-            fake_img.save(out_dir / f"{i:04d}.png")
-            real_img.save(real_dir / f"{i:04d}.png")
-            fakes.append(fake_img)
-            reals.append(real_img)
-            originals.append(x[0])
-            reconstructions.append(rec[0].cpu())
+        inputs = [to_tensor(pair[source].convert(mode[channels[source]])) for pair in pairs]
+        for start, stop in _same_size_runs(inputs, min(batch_size, 16)):
+            fake, rec = translator.cycle(torch.stack(inputs[start:stop]))
+            for j, i in enumerate(range(start, stop)):
+                fake_img = to_pil(fake[j].cpu()).convert("RGB")
+                real_img = pairs[i][target].convert("RGB")
+                fake_img.save(out_dir / f"{i:04d}.png")
+                real_img.save(real_dir / f"{i:04d}.png")
+                fakes.append(fake_img)
+                reals.append(real_img)
+                originals.append(inputs[i])
+                reconstructions.append(rec[j].cpu())
         scores: dict = {"n": len(pairs), "cycle_l1": cycle_error(originals, reconstructions)}
         if target == labels:
             train_labels = [halves(p)[target] for p in list_images(root / cfg.data.phase)]
