@@ -202,18 +202,31 @@ class PairSampler(Sampler[Item]):
     when it is the smaller domain, and each A meets a random B. serial: both in order.
     The plan is a function of (seed, epoch) only; `set_epoch(epoch, start)` resumes it
     at position `start`.
+
+    Distributed training (`world_size` processes): each step consumes `batch_size` items
+    per process, rank r taking the r-th block of every `batch_size * world_size` items, and
+    the epoch is cut to a multiple of that so every process runs the same number of steps.
+    `start` counts items of the whole plan, as on one process.
     """
 
-    def __init__(self, len_a: int, len_b: int, seed: int, serial: bool = False):
+    def __init__(self, len_a: int, len_b: int, seed: int, serial: bool = False,
+                 rank: int = 0, world_size: int = 1, batch_size: int = 1):
         if len_a < 1 or len_b < 1:
             raise ValueError(f"PairSampler needs images in both domains, got len_a={len_a}, len_b={len_b}")
         self.len_a, self.len_b, self.seed, self.serial = len_a, len_b, seed, serial
         self.length = max(len_a, len_b)
+        self.rank, self.world_size, self.batch_size = rank, world_size, batch_size
+        stride = batch_size * world_size
+        if world_size > 1 and self.length < stride:
+            raise ValueError(f"{self.length} images per epoch cannot fill one step of {world_size} processes "
+                             f"x batch {batch_size}; use fewer processes or a smaller --batch-size")
+        # items of the plan used per epoch (all of them on one process)
+        self.epoch_length = self.length - self.length % stride if world_size > 1 else self.length
         self.epoch, self.start = 1, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        if not 0 <= start <= self.length:
-            raise ValueError(f"start must be in [0, {self.length}], got {start}")
+        if not 0 <= start <= self.epoch_length:
+            raise ValueError(f"start must be in [0, {self.epoch_length}], got {start}")
         self.epoch, self.start = epoch, start
 
     def plan(self, epoch: int) -> list[Item]:
@@ -227,10 +240,16 @@ class PairSampler(Sampler[Item]):
         return [(a % self.len_a, b, s) for a, b, s in zip(order.tolist(), index_b.tolist(), seeds.tolist())]
 
     def __iter__(self) -> Iterator[Item]:
-        return iter(self.plan(self.epoch)[self.start:])
+        plan = self.plan(self.epoch)
+        if self.world_size == 1:
+            return iter(plan[self.start:])
+        block, stride = self.batch_size, self.batch_size * self.world_size
+        mine = (plan[s + self.rank * block: s + (self.rank + 1) * block]
+                for s in range(self.start, self.epoch_length, stride))
+        return (item for items in mine for item in items)
 
     def __len__(self) -> int:
-        return self.length - self.start
+        return (self.epoch_length - self.start) // self.world_size
 
 
 def build_train_dataset(cfg: DataConfig, root: str | Path, channels_a: int,

@@ -36,6 +36,15 @@ from .checkpoint import (
 )
 from .samples import save_sample_grid
 from .schedule import lr_factor
+from .distributed import (
+    ProcessGroup,
+    any_process,
+    close_process_group,
+    gather_to_main,
+    init_process_group,
+    mean_over_processes,
+    wrap_for_training,
+)
 from .methods import METHODS
 from .step import Optimizers, Pools
 
@@ -170,6 +179,8 @@ class _LossLog:
 def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False) -> Path:
     """Train (or continue) the run described by `cfg`; return its run directory.
 
+    Under torchrun (WORLD_SIZE > 1) every process calls this; see `training/distributed.py`.
+
     The run directory is CHECKPOINTS_DIR/NAME (`cfg.run_dir()`). With `resume`, training continues
     from its latest checkpoint exactly; without it, a run directory that already holds a checkpoint
     is continued only when its saved config equals `cfg` (else CheckpointError lists the differences).
@@ -178,6 +189,17 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     with a one-line message naming what to fix.
     """
     cfg.validate()
+    group, device_name = init_process_group(cfg.run.device)
+    try:
+        return _train(cfg, resume, override_config, group, device_name)
+    finally:
+        close_process_group(group)
+
+
+def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: ProcessGroup, device_name: str) -> Path:
+    if group.distributed and cfg.model.method == "cogan":
+        raise ConfigError("cogan trains on one process only (its two generators share one module); drop torchrun")
+    main_process = group.is_main
     run_dir = cfg.run_dir()
     config_path = run_dir / "config.json"
     checkpoint = latest_checkpoint(run_dir)
@@ -196,15 +218,17 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
                 f"{str(err).split(': ', 1)[-1]}; pass --resume (and --override-config) to continue it, "
                 "or choose another --name"
             ) from None
-        print(f"resuming {run_dir} from {checkpoint.name} (same config)", flush=True)
+        if main_process:
+            print(f"resuming {run_dir} from {checkpoint.name} (same config)", flush=True)
         resume = True
-    device = pick_device(cfg.run.device)
-    board = TensorBoardLogger(run_dir / "tensorboard") if cfg.run.tensorboard else None  # fails early if missing
+    device = pick_device(device_name)
+    board = TensorBoardLogger(run_dir / "tensorboard") if cfg.run.tensorboard and main_process else None
 
     # ---- data
     root = Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root()
     dataset = build_train_dataset(cfg.data, root, cfg.model.input_nc, cfg.model.output_nc)
-    sampler = PairSampler(dataset.len_a, dataset.len_b, seed=cfg.run.seed, serial=cfg.data.serial_batches)
+    sampler = PairSampler(dataset.len_a, dataset.len_b, seed=cfg.run.seed, serial=cfg.data.serial_batches,
+                          rank=group.rank, world_size=group.world_size, batch_size=cfg.optim.batch_size)
     loader = DataLoader(
         dataset,
         batch_size=cfg.optim.batch_size,
@@ -217,7 +241,8 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
         # or a resumed run (which creates one mid-epoch) would see other dropout masks.
         generator=torch.Generator().manual_seed(cfg.run.seed),
     )
-    steps_per_epoch = math.ceil(len(dataset) / cfg.optim.batch_size)
+    epoch_length = sampler.epoch_length  # items of each epoch's plan used by all processes together
+    steps_per_epoch = math.ceil(epoch_length / (cfg.optim.batch_size * group.world_size))
     fixed = [dataset[(i % dataset.len_a, i % dataset.len_b, i)] for i in range(N_SAMPLES)]
     sample_a = torch.stack([s["a"] for s in fixed]).to(device)
     sample_b = torch.stack([s["b"] for s in fixed]).to(device)
@@ -226,75 +251,92 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     torch.manual_seed(cfg.run.seed)
     method = METHODS[cfg.model.method]
     nets = CycleGANNets.build(cfg.model, image_size=cfg.data.crop_size).to(device).train()
+    step_nets = wrap_for_training(nets, group, device)  # DDP wrappers over the same weights when distributed
     betas = (cfg.optim.beta1, cfg.optim.beta2)
     optimizers = Optimizers(
         gen=torch.optim.Adam(nets.generator_parameters(), lr=cfg.optim.lr, betas=betas),
         disc=torch.optim.Adam(nets.discriminator_parameters(), lr=cfg.optim.lr, betas=betas),
     )
-    pools = Pools(
-        fake_a=ImagePool(cfg.optim.pool_size, seed=cfg.run.seed * 2 + 1),
-        fake_b=ImagePool(cfg.optim.pool_size, seed=cfg.run.seed * 2 + 2),
-    )
+    pool_seed = (cfg.run.seed + 7919 * group.rank) * 2  # each process keeps its own history
+    pools = Pools(fake_a=ImagePool(cfg.optim.pool_size, seed=pool_seed + 1),
+                  fake_b=ImagePool(cfg.optim.pool_size, seed=pool_seed + 2))
+    if group.distributed:
+        # Same initial weights everywhere (seeded above; DDP also broadcasts rank 0's), then
+        # each process draws its own dropout masks and latent codes.
+        torch.manual_seed(cfg.run.seed + 7919 * group.rank)
     progress = Progress()
     if resume:
         load_nets(checkpoint, nets.by_name())
         state = load_state(checkpoint)
         optimizers.gen.load_state_dict(state["opt_gen"])
         optimizers.disc.load_state_dict(state["opt_disc"])
-        pools.fake_a.load_state_dict(state["pool_a"], device)
-        pools.fake_b.load_state_dict(state["pool_b"], device)
-        set_rng_state(state["rng"])
+        mine = state["ranks"][group.rank] if "ranks" in state else state
+        if "ranks" in state and len(state["ranks"]) != group.world_size:
+            raise CheckpointError(f"{checkpoint} was written by {len(state['ranks'])} processes; resume it with as many "
+                                  f"(torchrun --nproc_per_node ...), not {group.world_size}")
+        pools.fake_a.load_state_dict(mine["pool_a"], device)
+        pools.fake_b.load_state_dict(mine["pool_b"], device)
+        set_rng_state(mine["rng"])
         progress = Progress(**state["progress"])
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(config_path)
-    log = _LossLog(run_dir / LOG_FILE, progress.step, method.loss_names)
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(config_path)
+    log = _LossLog(run_dir / LOG_FILE, progress.step, method.loss_names) if main_process else None
 
     last_saved = progress.step
 
     recent: list[torch.Tensor] = []  # per-step loss vectors since the last finiteness check
 
-    def checkpoint_now(name: str) -> Path:
+    def checkpoint_now(name: str) -> None:
         nonlocal last_saved
         _check_finite(recent, progress.step, run_dir, method.loss_names)
         last_saved = progress.step
+        own = {"pool_a": pools.fake_a.state_dict(), "pool_b": pools.fake_b.state_dict(), "rng": rng_state()}
+        every_rank = gather_to_main(own, group)  # a collective: every process gets here at the same step
+        if not main_process:
+            return
         state = {
             "progress": vars(progress).copy(),
             "opt_gen": optimizers.gen.state_dict(),
             "opt_disc": optimizers.disc.state_dict(),
-            "pool_a": pools.fake_a.state_dict(),
-            "pool_b": pools.fake_b.state_dict(),
-            "rng": rng_state(),
+            **(own if not group.distributed else {"ranks": every_rank}),
         }
-        return save_checkpoint(run_dir, nets.by_name(), state, name)
+        save_checkpoint(run_dir, nets.by_name(), state, name)
 
     total_steps = cfg.total_epochs * steps_per_epoch
     if cfg.run.max_steps is not None:
         total_steps = min(total_steps, cfg.run.max_steps)
     if progress.step >= total_steps:
-        print(f"{run_dir}: already at step {progress.step} of {total_steps}; nothing to do")
+        if main_process:
+            print(f"{run_dir}: already at step {progress.step} of {total_steps}; nothing to do")
         return run_dir
-    print(f"training {run_dir} on {device}: {len(dataset)} pairs per epoch, {total_steps} steps; "
-          f"sample grids in {run_dir / 'samples'}", flush=True)
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not cfg.run.progress, unit="it", dynamic_ncols=True)
+    if main_process:
+        processes = f" x {group.world_size} processes" if group.distributed else ""
+        print(f"training {run_dir} on {device}{processes}: {epoch_length} pairs per epoch, {total_steps} steps; "
+              f"sample grids in {run_dir / 'samples'}", flush=True)
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not (cfg.run.progress and main_process),
+               unit="it", dynamic_ncols=True)
     window: dict[str, torch.Tensor] = {}
     window_start, window_steps = time.perf_counter(), 0
-    report = ReportRefresher(run_dir, cfg.run.report_freq)  # HTML page, rewritten in a background thread
+    # HTML page, rewritten in a background thread
+    report = ReportRefresher(run_dir, cfg.run.report_freq) if main_process else nullcontext()
+    stopping = False  # the same on every process: set only where processes agree on it
 
     with _stop_on_signals() as stop, report, board or nullcontext():
         while progress.epoch <= cfg.total_epochs and progress.step < total_steps:
             lr = cfg.optim.lr * lr_factor(progress.epoch, cfg.optim)
             for opt in (optimizers.gen, optimizers.disc):
-                for group in opt.param_groups:
-                    group["lr"] = lr
+                for param_group in opt.param_groups:
+                    param_group["lr"] = lr
             sampler.set_epoch(progress.epoch, start=progress.position)
             for batch in loader:
                 real_a = batch["a"].to(device, non_blocking=True)
                 real_b = batch["b"].to(device, non_blocking=True)
-                losses = method.step(nets, optimizers, pools, real_a, real_b, cfg.loss)
+                losses = method.step(step_nets, optimizers, pools, real_a, real_b, cfg.loss)
                 recent.append(torch.stack([losses[k] for k in method.loss_names]))
                 progress.step += 1
-                progress.position += real_a.shape[0]
+                progress.position += real_a.shape[0] * group.world_size
                 window_steps += 1
                 for name, value in losses.items():
                     window[name] = window.get(name, 0) + value
@@ -302,39 +344,49 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
 
                 if progress.step % FINITE_CHECK_EVERY == 0:
                     _check_finite(recent, progress.step, run_dir, method.loss_names)
+                    stopping = any_process(stop.signum is not None, group)
+                elif not group.distributed:
+                    stopping = stop.signum is not None
                 if progress.step % cfg.run.print_freq == 0 or progress.step == total_steps:
                     _check_finite(recent, progress.step, run_dir, method.loss_names)
                     elapsed = time.perf_counter() - window_start
                     means = {k: float(v) / window_steps for k, v in window.items()}  # the one host sync
+                    means = mean_over_processes(means, group)
+                    steps_in_row = window_steps
+                    window, window_start, window_steps = {}, time.perf_counter(), 0
+                if main_process and (progress.step % cfg.run.print_freq == 0 or progress.step == total_steps):
                     log.append({"step": progress.step, "epoch": progress.epoch, "lr": f"{lr:.3e}",
-                                "sec_per_step": f"{elapsed / window_steps:.4f}",
+                                "sec_per_step": f"{elapsed / steps_in_row:.4f}",
                                 **{k: f"{v:.5f}" for k, v in means.items()}})
                     bar.set_postfix_str(f"ep {progress.epoch} " + " ".join(f"{k}={v:.3f}" for k, v in means.items()))
                     if board is not None:
-                        board.log_losses(progress.step, means, lr, elapsed / window_steps)
-                    window, window_start, window_steps = {}, time.perf_counter(), 0
-                if progress.step % cfg.run.sample_freq == 0 or progress.step == total_steps:
+                        board.log_losses(progress.step, means, lr, elapsed / steps_in_row)
+                if main_process and (progress.step % cfg.run.sample_freq == 0 or progress.step == total_steps):
                     grid = save_sample_grid(nets, sample_a, sample_b, run_dir / "samples" / f"step_{progress.step:08d}.png")
                     if board is not None:
                         board.log_image(progress.step, "samples", grid)
-                report.maybe_refresh(progress.step)
-                if progress.step >= total_steps or stop.signum is not None:
+                if main_process:
+                    report.maybe_refresh(progress.step)
+                if progress.step >= total_steps or stopping:
                     break
-                if progress.step % cfg.run.save_latest_freq == 0 and progress.position < len(dataset):
+                if progress.step % cfg.run.save_latest_freq == 0 and progress.position < epoch_length:
                     checkpoint_now(f"step_{progress.step:08d}")
-            if progress.position >= len(dataset):  # the epoch ran to its end
+            if progress.position >= epoch_length:  # the epoch ran to its end
                 finished = progress.epoch
                 progress.epoch += 1
                 progress.position = 0
                 keep = finished % cfg.run.save_epoch_freq == 0 or finished == cfg.total_epochs
                 checkpoint_now(f"epoch_{finished:04d}" if keep else f"step_{progress.step:08d}")
-            if stop.signum is not None:
+            if stopping:
                 break
     bar.close()
     if progress.step != last_saved:
         checkpoint_now(f"step_{progress.step:08d}")
-    if stop.signum is not None:
-        print(f"stopped by {signal.Signals(stop.signum).name} at step {progress.step}; checkpoint saved. "
+    if not main_process:
+        return run_dir
+    if stopping:
+        by = signal.Signals(stop.signum).name if stop.signum is not None else "a signal to another process"
+        print(f"stopped by {by} at step {progress.step}; checkpoint saved. "
               f"Continue with: cyclegan train {cfg.data.dataroot or ''} --name {cfg.run.name} "
               f"--checkpoints-dir {cfg.run.checkpoints_dir} --resume".replace("  ", " "))
     else:

@@ -1,0 +1,124 @@
+"""horse2zebra: the longest training this machine allows, measured by the literature's protocol.
+
+Trains (or continues: the same command resumes) a CycleGAN on the 1067 horses and 1334 zebras
+of ../shared/data/horse2zebra at reduced resolution, then translates all 120 test horses to
+zebras (and the 140 test zebras to horses) and compares them with the real test images of the
+other domain by FID/KID, at the training scale. Two references at the same scale put the numbers
+in context: the untranslated test horses against the test zebras (what doing nothing scores) and
+140 real training zebras against the test zebras (what a perfect generator would score with sets
+this small). Writes docs/horse2zebra.md, docs/horse2zebra.json and docs/images/h2z_*.png.
+
+    OMP_NUM_THREADS=1 python scripts/reproduce_horse2zebra.py --runs runs --epochs 5 --decay-epochs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from cyclegan import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
+from cyclegan.data.images import list_images, load_image
+from cyclegan.evaluate import evaluate_run
+from cyclegan.metrics import fid_kid
+from cyclegan.report import loss_terms, read_loss_log, sliding_mean
+
+# Published horse -> zebra FIDs at 256 px (see docs/horse2zebra.md for where each comes from)
+PUBLISHED = [
+    ("CycleGAN, the authors' released model (mmagic's evaluation)", 62.1),
+    ("CycleGAN, the authors' released model (GAN Compression's evaluation, train+test zebras as reference)", 65.75),
+    ("CycleGAN trained by the CUT authors", 77.2),
+    ("CUT (Park et al. 2020)", 45.5),
+]
+
+
+def resized_copies(files: list[Path], folder: Path, size: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(files):
+        target = folder / f"{i:04d}.png"
+        if not target.exists():
+            load_image(path, 3).resize((size, size), Image.BICUBIC).save(target)
+    return folder
+
+
+def loss_plot(run_dir: Path, path: Path) -> None:
+    log = read_loss_log(run_dir / "loss_log.csv")
+    gen_terms, disc_terms = loss_terms(log)
+    fig = Figure(figsize=(11, 3.6))
+    FigureCanvasAgg(fig)
+    for ax, terms, title in ((fig.add_subplot(1, 2, 1), gen_terms, "generators"),
+                             (fig.add_subplot(1, 2, 2), disc_terms, "discriminators")):
+        for i, name in enumerate(terms):
+            if np.any(log[name]):
+                ax.plot(log["step"], sliding_mean(log[name], 10), color=f"C{i}", label=name, linewidth=1.2)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", ncols=2)
+    fig.axes[0].set_ylabel("loss (sliding mean of 10 log rows = 1000 steps)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def test_grid(inputs: list[Path], outputs: list[Path], path: Path, n: int = 8) -> None:
+    """Two rows per column pair: inputs on top, their translations below."""
+    tiles = [(Image.open(a).convert("RGB"), Image.open(b).convert("RGB")) for a, b in zip(inputs[:n], outputs[:n])]
+    w, h = tiles[0][0].size
+    canvas = Image.new("RGB", (n * (w + 2) + 2, 2 * (h + 2) + 2), (255, 255, 255))
+    for i, (a, b) in enumerate(tiles):
+        canvas.paste(a, (2 + i * (w + 2), 2))
+        canvas.paste(b, (2 + i * (w + 2), h + 4))
+    canvas.save(path, optimize=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataroot", default="../shared/data/horse2zebra")
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--name", default="h2z_64")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--decay-epochs", type=int, default=5)
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument("--eval-only", action="store_true", help="measure the latest checkpoint, train no further")
+    args = parser.parse_args()
+
+    cfg = TrainConfig(
+        model=ModelConfig(generator="resnet_6blocks", ngf=32, ndf=32),
+        data=DataConfig(dataroot=args.dataroot, load_size=72, crop_size=64, num_workers=0),
+        optim=OptimConfig(n_epochs=args.epochs, n_epochs_decay=args.decay_epochs),
+        run=RunConfig(name=args.name, checkpoints_dir=str(args.runs), print_freq=100, sample_freq=1334,
+                      save_latest_freq=1000, save_epoch_freq=2, report_freq=2000, progress=False),
+    )
+    run_dir = cfg.run_dir() if args.eval_only else train(cfg)
+    size = cfg.data.load_size
+    results = evaluate_run(run_dir, size=size, fid_method="sqrtm", progress=False)
+    root = Path(args.dataroot)
+    references = {
+        "horses_untranslated_vs_zebras": fid_kid(run_dir / "eval" / f"input_A_{size}", run_dir / "eval" / f"real_B_{size}",
+                                                 cache_dir=None, progress=False),
+        "train_zebras_vs_test_zebras": fid_kid(
+            resized_copies(list_images(root / "trainB")[:140], run_dir / "eval" / f"train_B_{size}", size),
+            run_dir / "eval" / f"real_B_{size}", cache_dir=None, progress=False),
+    }
+    log = read_loss_log(run_dir / "loss_log.csv")
+    out = {"config": cfg.to_dict(), "steps": int(log["step"][-1]), "hours": float(np.sum(log["sec_per_step"]) * 100 / 3600),
+           "results": results, "references": references}
+    (args.docs / "horse2zebra.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    images = args.docs / "images"
+    loss_plot(run_dir, images / "h2z_losses.png")
+    test_grid(sorted(Path(results["AtoB"]["real_dir"]).parent.joinpath(f"input_A_{size}").glob("*.png")),
+              sorted(Path(results["AtoB"]["fake_dir"]).glob("*.png")), images / "h2z_test_AtoB.png")
+    test_grid(sorted(Path(results["BtoA"]["real_dir"]).parent.joinpath(f"input_B_{size}").glob("*.png")),
+              sorted(Path(results["BtoA"]["fake_dir"]).glob("*.png")), images / "h2z_test_BtoA.png")
+    print(json.dumps({d: {k: v for k, v in r.items() if isinstance(v, float)} for d, r in results.items()}, indent=1))
+    print(json.dumps(references, indent=1))
+
+
+if __name__ == "__main__":
+    main()
