@@ -15,7 +15,7 @@ def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: GanMode) -> t
     vanilla: binary cross-entropy on logits, the original log-likelihood form.
     Computed in float32 so that a low-precision forward pass does not change the loss.
     """
-    prediction = prediction.float()
+    prediction = _at_least_float32(prediction)
     target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
     if mode == "lsgan":
         return F.mse_loss(prediction, target)
@@ -26,4 +26,9 @@ def gan_loss(prediction: torch.Tensor, target_is_real: bool, mode: GanMode) -> t
 
 def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error: the cycle-consistency and identity losses."""
-    return F.l1_loss(output.float(), target.float())
+    return F.l1_loss(_at_least_float32(output), _at_least_float32(target))
+
+
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    # bf16/fp16 activations are widened; float64 (precise tests) is kept.
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()

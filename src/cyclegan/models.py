@@ -30,19 +30,23 @@ class CycleGANNets:
     gen_ba: nn.Module
     disc_a: nn.Module | None
     disc_b: nn.Module
+    # False when a layer mixes the samples of a batch (batch norm): then two inputs of one
+    # network must not share a forward call, or each would change the other's output.
+    samples_independent: bool = True
 
     @classmethod
     def build(cls, cfg: ModelConfig, image_size: int = 256) -> "CycleGANNets":
         """The networks `cfg.method` trains; `image_size` (the crop size) matters to CoGAN only."""
         a, b = cfg.input_nc, cfg.output_nc
+        apart = cfg.norm != "batch"
         if cfg.method == "cogan":
-            return cls(*build_coupled(cfg, image_size))
+            return cls(*build_coupled(cfg, image_size), samples_independent=apart)
         gen_ab, gen_ba = build_generator(cfg, a, b), build_generator(cfg, b, a)
         if cfg.method == "pix2pix":
-            return cls(gen_ab, gen_ba, disc_a=build_discriminator(cfg, b + a), disc_b=build_discriminator(cfg, a + b))
+            return cls(gen_ab, gen_ba, build_discriminator(cfg, b + a), build_discriminator(cfg, a + b), apart)
         if cfg.method == "bigan":
-            return cls(gen_ab, gen_ba, disc_a=None, disc_b=build_discriminator(cfg, a + b))
-        return cls(gen_ab, gen_ba, disc_a=build_discriminator(cfg, a), disc_b=build_discriminator(cfg, b))
+            return cls(gen_ab, gen_ba, None, build_discriminator(cfg, a + b), apart)
+        return cls(gen_ab, gen_ba, build_discriminator(cfg, a), build_discriminator(cfg, b), apart)
 
     def by_name(self) -> dict[str, nn.Module]:
         """The networks under their file names in a checkpoint."""

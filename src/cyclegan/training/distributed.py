@@ -91,7 +91,8 @@ def wrap_for_training(nets: CycleGANNets, group: ProcessGroup, device: torch.dev
         # norm has none, so broadcasting them before every forward would be wasted traffic.
         return DistributedDataParallel(net, device_ids=ids, **_NO_FORWARD_BUFFER_SYNC)
 
-    return CycleGANNets(wrap(nets.gen_ab), wrap(nets.gen_ba), wrap(nets.disc_a), wrap(nets.disc_b))
+    return CycleGANNets(wrap(nets.gen_ab), wrap(nets.gen_ba), wrap(nets.disc_a), wrap(nets.disc_b),
+                        nets.samples_independent)
 
 
 def mean_over_processes(values: dict[str, float], group: ProcessGroup) -> dict[str, float]:
