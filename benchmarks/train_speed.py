@@ -1,9 +1,11 @@
 """Seconds per training iteration and peak memory of the default (paper) configuration.
 
-Each crop size runs in its own subprocess so that the peak resident memory it
-reports belongs to that configuration alone. Data are random tensors: this
-measures the step (6 generator passes, 4+4 discriminator passes, 2 Adam
-updates), not image decoding.
+Two steps are timed in the same run: `train_step` (ours: fused passes, no host syncs) and
+`reference_step` (the same computation structured like the authors' cycle_gan_model.py:
+one call per pass, every loss read back to the host each step), so each row carries a
+ratio measured side by side. Each (crop, step) runs in its own subprocess so that the peak
+resident memory it reports belongs to it alone. Data are random tensors: this measures the
+step (6 generator passes, 4+4 discriminator passes, 2 Adam updates), not image decoding.
 
     python benchmarks/train_speed.py --crop-sizes 128 256 --steps 5
 """
@@ -20,13 +22,16 @@ import time
 from datetime import date
 
 
-def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, device: str) -> dict:
+def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, device: str, path: str) -> dict:
     import torch
 
     from cyclegan.config import LossConfig, ModelConfig
     from cyclegan.models import CycleGANNets
     from cyclegan.pool import ImagePool
+    from cyclegan.training.reference import reference_step
     from cyclegan.training.step import Optimizers, Pools, train_step
+
+    step = train_step if path == "fast" else reference_step
 
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -39,19 +44,19 @@ def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, devi
     a = torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1
     b = torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1
     for _ in range(warmup):
-        train_step(nets, opts, pools, a, b, LossConfig())
+        step(nets, opts, pools, a, b, LossConfig())
     if dev.type == "cuda":
         torch.cuda.synchronize()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        losses = train_step(nets, opts, pools, a, b, LossConfig())
-        float(losses["disc_b"])  # wait for the step to finish
+        losses = step(nets, opts, pools, a, b, LossConfig())
+        float(losses["disc_b"])  # wait for the step to finish (the reference has already synced)
         times.append(time.perf_counter() - start)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times.sort()
     return {
-        "crop": crop, "batch": batch, "generator": generator, "device": device, "steps": steps,
+        "path": path, "crop": crop, "batch": batch, "generator": generator, "device": device, "steps": steps,
         "sec_per_step_median": times[len(times) // 2], "sec_per_step_min": times[0],
         "images_per_sec": batch / times[len(times) // 2], "peak_rss_gb": peak_kb / 1024**2,
         "threads": torch.get_num_threads(),
@@ -68,22 +73,29 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument("--path", choices=["fast", "reference"], default="fast", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.steps, args.warmup, args.generator, args.batch_size, args.device)))
+        print(json.dumps(measure(args.one, args.steps, args.warmup, args.generator, args.batch_size, args.device,
+                                 args.path)))
         return
     results = []
     for crop in args.crop_sizes:
-        cmd = [sys.executable, __file__, "--one", str(crop), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--batch-size", str(args.batch_size), "--generator", args.generator, "--device", args.device]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    print(f"# train_speed {date.today()} {platform.processor() or platform.machine()} ({args.device})")
-    print("| crop | batch | generator | s/step (median) | s/step (min) | images/s | peak RSS (GB) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['crop']} | {r['batch']} | {r['generator']} | {r['sec_per_step_median']:.2f} | "
-              f"{r['sec_per_step_min']:.2f} | {r['images_per_sec']:.2f} | {r['peak_rss_gb']:.2f} |")
+        for path in ("reference", "fast"):
+            cmd = [sys.executable, __file__, "--one", str(crop), "--steps", str(args.steps), "--warmup",
+                   str(args.warmup), "--batch-size", str(args.batch_size), "--generator", args.generator,
+                   "--device", args.device, "--path", path]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    print(f"# train_speed {date.today()} {platform.processor() or platform.machine()} ({args.device}), "
+          f"{results[0]['threads']} threads")
+    print("| crop | batch | generator | step | s/step (median) | s/step (min) | images/s | peak RSS (GB) | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for ref, fast in zip(results[::2], results[1::2]):
+        for r in (ref, fast):
+            ratio = ref["sec_per_step_median"] / r["sec_per_step_median"]
+            print(f"| {r['crop']} | {r['batch']} | {r['generator']} | {r['path']} | {r['sec_per_step_median']:.3f} | "
+                  f"{r['sec_per_step_min']:.3f} | {r['images_per_sec']:.2f} | {r['peak_rss_gb']:.2f} | {ratio:.2f}x |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": str(date.today()), "results": results}, f, indent=2)
