@@ -22,7 +22,10 @@ import time
 from datetime import date
 
 
-def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, device: str, path: str) -> dict:
+def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, device: str, path: str,
+            amp: bool = False, compile: bool = False) -> dict:
+    import contextlib
+
     import torch
 
     from cyclegan.config import LossConfig, ModelConfig
@@ -30,6 +33,8 @@ def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, devi
     from cyclegan.pool import ImagePool
     from cyclegan.training.reference import reference_step
     from cyclegan.training.step import Optimizers, Pools, train_step
+
+    from cyclegan.training.distributed import ProcessGroup, wrap_for_training
 
     step = train_step if path == "fast" else reference_step
 
@@ -41,22 +46,28 @@ def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, devi
         disc=torch.optim.Adam(nets.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
     )
     pools = Pools(ImagePool(50, seed=1), ImagePool(50, seed=2))
+    if amp:
+        nets.to(memory_format=torch.channels_last)
+    run_nets = wrap_for_training(nets, ProcessGroup(), dev, compile=compile)
+    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     a = torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1
     b = torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1
     for _ in range(warmup):
-        step(nets, opts, pools, a, b, LossConfig())
+        with autocast():
+            step(run_nets, opts, pools, a, b, LossConfig())
     if dev.type == "cuda":
         torch.cuda.synchronize()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        losses = step(nets, opts, pools, a, b, LossConfig())
+        with autocast():
+            losses = step(run_nets, opts, pools, a, b, LossConfig())
         float(losses["disc_b"])  # wait for the step to finish (the reference has already synced)
         times.append(time.perf_counter() - start)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times.sort()
     return {
-        "path": path, "crop": crop, "batch": batch, "generator": generator, "device": device, "steps": steps,
+        "path": path + ("+amp" if amp else "") + ("+compile" if compile else ""), "crop": crop, "batch": batch, "generator": generator, "device": device, "steps": steps,
         "sec_per_step_median": times[len(times) // 2], "sec_per_step_min": times[0],
         "images_per_sec": batch / times[len(times) // 2], "peak_rss_gb": peak_kb / 1024**2,
         "threads": torch.get_num_threads(),
@@ -74,25 +85,34 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child process mode
     parser.add_argument("--path", choices=["fast", "reference"], default="fast", help=argparse.SUPPRESS)
+    parser.add_argument("--amp", action="store_true", help="also time ours with bf16 autocast + channels_last (CUDA)")
+    parser.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
+    parser.add_argument("--variant", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(measure(args.one, args.steps, args.warmup, args.generator, args.batch_size, args.device,
-                                 args.path)))
+                                 args.path, amp="amp" in args.variant, compile="compile" in args.variant)))
         return
     results = []
     for crop in args.crop_sizes:
-        for path in ("reference", "fast"):
+        runs = [("reference", ""), ("fast", "")]
+        runs += [("fast", "amp")] if args.amp else []
+        runs += [("fast", "compile")] if args.compile else []
+        runs += [("fast", "amp+compile")] if args.amp and args.compile else []
+        for path, variant in runs:
             cmd = [sys.executable, __file__, "--one", str(crop), "--steps", str(args.steps), "--warmup",
                    str(args.warmup), "--batch-size", str(args.batch_size), "--generator", args.generator,
-                   "--device", args.device, "--path", path]
+                   "--device", args.device, "--path", path, "--variant", variant]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
     print(f"# train_speed {date.today()} {platform.processor() or platform.machine()} ({args.device}), "
           f"{results[0]['threads']} threads")
     print("| crop | batch | generator | step | s/step (median) | s/step (min) | images/s | peak RSS (GB) | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for ref, fast in zip(results[::2], results[1::2]):
-        for r in (ref, fast):
+    per_crop = len(results) // len(args.crop_sizes)
+    for i in range(0, len(results), per_crop):
+        ref = results[i]
+        for r in results[i:i + per_crop]:
             ratio = ref["sec_per_step_median"] / r["sec_per_step_median"]
             print(f"| {r['crop']} | {r['batch']} | {r['generator']} | {r['path']} | {r['sec_per_step_median']:.3f} | "
                   f"{r['sec_per_step_min']:.3f} | {r['images_per_sec']:.2f} | {r['peak_rss_gb']:.2f} | {ratio:.2f}x |")

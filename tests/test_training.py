@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cyclegan.config import TrainConfig
+from cyclegan.config import ConfigError, TrainConfig
 from cyclegan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
 from cyclegan.training.loop import train
 
@@ -147,3 +147,28 @@ def test_report_and_tensorboard_during_training(unaligned_root, tmp_path):
     page = (run_dir / "report.html").read_text()
     assert "<h2>Losses</h2>" in page and "<h2>Samples</h2>" in page and "data:image" in page
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_amp_needs_cuda(unaligned_root, tmp_path):
+    cfg = tiny_config(unaligned_root, tmp_path / "runs", max_steps=1)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, amp=True, device="cpu"))
+    with pytest.raises(ConfigError, match="--amp needs a CUDA device"):
+        train(cfg)
+
+
+def test_compile_wraps_the_step_networks_not_the_checkpointed_ones(unaligned_root, tmp_path, monkeypatch):
+    compiled = []
+
+    def fake_compile(module):  # the real one takes minutes on CPU; this checks the wiring
+        compiled.append(type(module).__name__)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    cfg = tiny_config(unaligned_root, tmp_path / "runs", max_steps=2)
+    cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, compile=True))
+    run_dir = train(cfg)
+    assert compiled == ["ResnetGenerator", "ResnetGenerator", "NLayerDiscriminator", "NLayerDiscriminator"]
+    keys = load_file(str(latest_checkpoint(run_dir) / "gen_ab.safetensors"))
+    assert not any(k.startswith("_orig_mod") for k in keys)
+    # compile only changes how the run is executed: the same run resumes without it
+    train(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, compile=False, max_steps=3)))

@@ -59,9 +59,10 @@ class CycleGANNets:
     def discriminator_parameters(self) -> Iterator[nn.Parameter]:
         yield from _unique_parameters(self.disc_a, self.disc_b)
 
-    def to(self, device: torch.device | str) -> "CycleGANNets":
+    def to(self, *args, **kwargs) -> "CycleGANNets":
+        """nn.Module.to on every network (a device, a dtype, memory_format=...)."""
         for net in self.by_name().values():
-            net.to(device)
+            net.to(*args, **kwargs)
         return self
 
     def train(self, mode: bool = True) -> "CycleGANNets":

@@ -71,25 +71,29 @@ def close_process_group(group: ProcessGroup) -> None:
         dist.destroy_process_group()
 
 
-def wrap_for_training(nets: CycleGANNets, group: ProcessGroup, device: torch.device) -> CycleGANNets:
-    """The networks as the training step should call them: in DDP wrappers when distributed.
+def wrap_for_training(nets: CycleGANNets, group: ProcessGroup, device: torch.device,
+                      compile: bool = False) -> CycleGANNets:
+    """The networks as the training step should call them: in DDP wrappers when distributed,
+    compiled with torch.compile when asked.
 
     The wrappers share the parameters of `nets`, so optimisers, checkpoints and sample grids
-    keep using the plain modules. Batch norm becomes SyncBatchNorm on GPUs (where it exists),
-    so the statistics are those of the global batch.
+    keep using the plain modules (whose state_dict keys stay unprefixed). Batch norm becomes
+    SyncBatchNorm on GPUs (where it exists), so the statistics are those of the global batch.
     """
-    if not group.distributed:
+    if not group.distributed and not compile:
         return nets
     ids = [group.local_rank] if device.type == "cuda" else None
 
     def wrap(net: nn.Module | None) -> nn.Module | None:
         if net is None:
             return None
-        if device.type == "cuda":
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        # Buffers are running statistics only: SyncBatchNorm keeps them equal, and instance
-        # norm has none, so broadcasting them before every forward would be wasted traffic.
-        return DistributedDataParallel(net, device_ids=ids, **_NO_FORWARD_BUFFER_SYNC)
+        if group.distributed:
+            if device.type == "cuda":
+                net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            # Buffers are running statistics only: SyncBatchNorm keeps them equal, and instance
+            # norm has none, so broadcasting them before every forward would be wasted traffic.
+            net = DistributedDataParallel(net, device_ids=ids, **_NO_FORWARD_BUFFER_SYNC)
+        return torch.compile(net) if compile else net
 
     return CycleGANNets(wrap(nets.gen_ab), wrap(nets.gen_ba), wrap(nets.disc_a), wrap(nets.disc_b),
                         nets.samples_independent)

@@ -52,6 +52,7 @@ from .step import Optimizers, Pools
 FREE_TO_CHANGE = {
     "run.max_steps", "run.device", "run.print_freq", "run.sample_freq", "run.save_latest_freq",
     "run.save_epoch_freq", "run.progress", "run.checkpoints_dir", "run.report_freq", "run.tensorboard",
+    "run.amp", "run.compile",
     "data.num_workers",
 }
 # Fields a user may change on resume when they say so (--override-config): the run stays
@@ -222,6 +223,8 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
             print(f"resuming {run_dir} from {checkpoint.name} (same config)", flush=True)
         resume = True
     device = pick_device(device_name)
+    if cfg.run.amp and device.type != "cuda":
+        raise ConfigError(f"--amp needs a CUDA device (this run is on {device.type}); drop --amp")
     board = TensorBoardLogger(run_dir / "tensorboard") if cfg.run.tensorboard and main_process else None
 
     # ---- data
@@ -251,7 +254,9 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
     torch.manual_seed(cfg.run.seed)
     method = METHODS[cfg.model.method]
     nets = CycleGANNets.build(cfg.model, image_size=cfg.data.crop_size).to(device).train()
-    step_nets = wrap_for_training(nets, group, device)  # DDP wrappers over the same weights when distributed
+    if cfg.run.amp:
+        nets.to(memory_format=torch.channels_last)  # the layout tensor cores want for convolutions
+    step_nets = wrap_for_training(nets, group, device, compile=cfg.run.compile)  # same weights as `nets`
     betas = (cfg.optim.beta1, cfg.optim.beta2)
     optimizers = Optimizers(
         gen=torch.optim.Adam(nets.generator_parameters(), lr=cfg.optim.lr, betas=betas),
@@ -333,7 +338,8 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
             for batch in loader:
                 real_a = batch["a"].to(device, non_blocking=True)
                 real_b = batch["b"].to(device, non_blocking=True)
-                losses = method.step(step_nets, optimizers, pools, real_a, real_b, cfg.loss)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.run.amp):
+                    losses = method.step(step_nets, optimizers, pools, real_a, real_b, cfg.loss)
                 recent.append(torch.stack([losses[k] for k in method.loss_names]))
                 progress.step += 1
                 progress.position += real_a.shape[0] * group.world_size
