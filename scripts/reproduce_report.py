@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw, ImageFont
 from cyclegan import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, Translator, train
 from cyclegan.data.images import load_image, to_tensor
 from cyclegan.data.toy import MANIFEST, classify_shape, make_colour_grey_dataset, make_shapes_dataset, shape_stats
-from cyclegan.report import LOG_FILE, _plot_terms, read_loss_log, sliding_mean
+from cyclegan.report import LOG_FILE, plot_terms, read_loss_log, sliding_mean
 
 # Column order of the report's Figures 7-8: default second, then batch norm, constant, decay, vanilla.
 VARIANTS = ("default", "batchnorm", "constant_lr", "decay_from_start", "vanilla_no_pool")
@@ -482,7 +482,7 @@ def loss_figure(log: dict[str, np.ndarray], title: str, path: Path) -> None:
     panels = (("generators: GAN", GAN_TERMS), ("discriminators", DISC_TERMS),
               ("cycle (L1)", ("cycle_a", "cycle_b")), ("identity (L1)", ("idt_a", "idt_b")))
     for ax, (name, terms) in zip(axes[0], panels):
-        _plot_terms(ax, steps, log, terms, SMOOTH_STEPS, name)
+        plot_terms(ax, steps, log, terms, SMOOTH_STEPS, name)
     axes[0][0].set_ylabel(f"loss (faint: per step; solid: mean of {SMOOTH_STEPS})")
     fig.suptitle(title, fontsize="medium")
     fig.savefig(path)
@@ -494,8 +494,8 @@ def lsgan_vs_vanilla_figure(logs: dict[str, dict[str, np.ndarray]], path: Path) 
     for col, name in enumerate(("default", "vanilla_no_pool")):
         log = logs[name]
         head = "LSGAN + 50-image pool (default)" if name == "default" else "log-likelihood GAN, no pool"
-        _plot_terms(axes[0][col], log["step"], log, GAN_TERMS, SMOOTH_STEPS, f"{head}: generators' GAN terms")
-        _plot_terms(axes[1][col], log["step"], log, DISC_TERMS, SMOOTH_STEPS, f"{head}: discriminators")
+        plot_terms(axes[0][col], log["step"], log, GAN_TERMS, SMOOTH_STEPS, f"{head}: generators' GAN terms")
+        plot_terms(axes[1][col], log["step"], log, DISC_TERMS, SMOOTH_STEPS, f"{head}: discriminators")
     for row in axes:
         row[0].set_ylabel(f"loss (solid: mean of {SMOOTH_STEPS} steps)")
     fig.savefig(path)

@@ -181,7 +181,7 @@ def _thin(x: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, ...]:
     return (x[keep], *(y[keep] for y in ys))
 
 
-def _plot_terms(ax, steps: np.ndarray, log: dict[str, np.ndarray], terms: tuple[str, ...], window: int,
+def plot_terms(ax, steps: np.ndarray, log: dict[str, np.ndarray], terms: tuple[str, ...], window: int,
                 title: str) -> list[str]:
     """Draw each term (raw faintly, smoothed solid); return the terms left out for being always 0."""
     skipped = []
@@ -210,8 +210,8 @@ def _loss_figure(log: dict[str, np.ndarray], window: int) -> tuple[str, list[str
     fig, (ax_g, ax_d) = _figure(12, 4.2, ncols=2)
     steps = log["step"]
     gen_terms, disc_terms = loss_terms(log)
-    skipped = _plot_terms(ax_g, steps, log, gen_terms, window, "generators")
-    skipped += _plot_terms(ax_d, steps, log, disc_terms, window, "discriminators")
+    skipped = plot_terms(ax_g, steps, log, gen_terms, window, "generators")
+    skipped += plot_terms(ax_d, steps, log, disc_terms, window, "discriminators")
     ax_g.set_ylabel(f"loss (mean of {window} log rows)" if window > 1 else "loss")
     return _png_data_uri(fig), skipped
 
