@@ -27,7 +27,7 @@ from cyclegan import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfi
 from cyclegan.data.images import list_images, load_image
 from cyclegan.evaluate import evaluate_run
 from cyclegan.metrics import fid_kid
-from cyclegan.report import loss_terms, read_loss_log, sliding_mean
+from cyclegan.report import loss_terms, plot_terms, read_loss_log
 
 # Published horse -> zebra FIDs at 256 px (see docs/horse2zebra.md for where each comes from)
 PUBLISHED = [
@@ -52,16 +52,10 @@ def loss_plot(run_dir: Path, path: Path) -> None:
     gen_terms, disc_terms = loss_terms(log)
     fig = Figure(figsize=(11, 3.6))
     FigureCanvasAgg(fig)
-    for ax, terms, title in ((fig.add_subplot(1, 2, 1), gen_terms, "generators"),
-                             (fig.add_subplot(1, 2, 2), disc_terms, "discriminators")):
-        for i, name in enumerate(terms):
-            if np.any(log[name]):
-                ax.plot(log["step"], sliding_mean(log[name], 10), color=f"C{i}", label=name, linewidth=1.2)
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", ncols=2)
-    fig.axes[0].set_ylabel("loss (sliding mean of 10 log rows = 1000 steps)")
+    ax_g, ax_d = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    plot_terms(ax_g, log["step"], log, gen_terms, 10, "generators")
+    plot_terms(ax_d, log["step"], log, disc_terms, 10, "discriminators")
+    ax_g.set_ylabel("loss, mean of 10 log rows")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
