@@ -49,7 +49,7 @@ def server(tmp_path):
 
 
 def test_browser_completes_a_session(server):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     url, db = server
     with sync_playwright() as pw:
@@ -65,10 +65,12 @@ def test_browser_completes_a_session(server):
             page.wait_for_selector("#answer-form")
             # both images really load and render, then the display limit hides them
             # (waits for the loads: on a busy machine they may still be in flight when the form appears)
-            page.wait_for_function(
-                "[...document.querySelectorAll('img.stimulus')].length === 2 && "
-                "[...document.querySelectorAll('img.stimulus')].every(i => i.complete && i.naturalWidth === 64)"
-            )
+            # (no wait_for_function: its polling evaluates a string, which the page's CSP forbids)
+            stimuli = page.locator("img.stimulus")
+            expect(stimuli).to_have_count(2, timeout=10_000)
+            for i in range(2):
+                expect(stimuli.nth(i)).to_have_js_property("complete", True, timeout=10_000)
+                expect(stimuli.nth(i)).to_have_js_property("naturalWidth", 64, timeout=10_000)
             page.wait_for_selector("#img-left", state="hidden")
             assert page.is_visible("#hidden-note")
             feedback = []
