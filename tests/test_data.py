@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from cyclegan.config import DataConfig
+from cyclegan.config import ConfigError, DataConfig
 from cyclegan.data import (
     AlignedDataset,
     DatasetError,
@@ -18,6 +18,7 @@ from cyclegan.data import (
     UnalignedDataset,
     apply_transform,
     build_train_dataset,
+    cache_if_it_fits,
     sample_params,
     to_pil,
     transforms,
@@ -299,6 +300,85 @@ def test_workers_load_the_same_batches(unaligned_root):
     assert len(runs[0]) == len(runs[1]) == 4
     for x, y in zip(*runs):
         assert torch.equal(x["a"], y["a"]) and torch.equal(x["b"], y["b"]) and x["path_b"] == y["path_b"]
+
+
+# ---------------------------------------------------------------- decoded-image cache
+
+
+def _all_items(ds, n=12):
+    return [ds[(i % ds.len_a, (3 * i) % ds.len_b, i)] for i in range(n)]
+
+
+def _same_items(xs, ys):
+    return all(torch.equal(x["a"], y["a"]) and torch.equal(x["b"], y["b"]) and x["path_a"] == y["path_a"]
+               and x["path_b"] == y["path_b"] for x, y in zip(xs, ys))
+
+
+@pytest.mark.parametrize("cfg, channels", [
+    (DataConfig(load_size=24, crop_size=20), (3, 3)),
+    (DataConfig(load_size=12, crop_size=16), (3, 1)),  # load below the crop: scaled up
+    (DataConfig(preprocess="scale_width_and_crop", load_size=22, crop_size=16), (1, 3)),
+    (DataConfig(preprocess="none", direction="BtoA"), (3, 3)),
+])
+def test_cached_items_equal_uncached(tmp_path, cfg, channels):
+    make_images(tmp_path / "trainA", 4, size=(30, 21), seed=3)
+    make_images(tmp_path / "trainB", 5, size=(19, 26), seed=4)
+    plain, cached = UnalignedDataset(tmp_path, cfg, *channels), UnalignedDataset(tmp_path, cfg, *channels)
+    cached.preload()
+    assert cached.cached and not plain.cached
+    assert _same_items(_all_items(plain), _all_items(cached))
+
+
+@pytest.mark.parametrize("paired, direction, channels", [(True, "AtoB", (3, 3)), (False, "BtoA", (1, 3))])
+def test_cached_aligned_items_equal_uncached(tmp_path, paired, direction, channels):
+    cfg = DataConfig(dataset_mode="aligned", paired=paired, direction=direction, load_size=18, crop_size=16)
+    root = _aligned_root(tmp_path, width=41)
+    plain, cached = AlignedDataset(root, cfg, *channels), AlignedDataset(root, cfg, *channels)
+    cached.preload()
+    assert _same_items(_all_items(plain), _all_items(cached))
+
+
+def test_cache_keeps_the_skip_of_a_truncated_file(unaligned_root):
+    path = unaligned_root / "trainA" / "img_000.png"
+    path.write_bytes(path.read_bytes()[:200])
+    ds = UnalignedDataset(unaligned_root, DataConfig(on_bad_image="skip", load_size=24, crop_size=20), 3, 3)
+    ds.preload()  # the error is kept, not raised
+    with pytest.warns(UserWarning, match="img_000.png"):
+        assert ds[(0, 0, 0)]["path_a"].endswith("img_001.png")
+    strict = UnalignedDataset(unaligned_root, DataConfig(load_size=24, crop_size=20), 3, 3)
+    strict.preload()
+    with pytest.raises(ImageLoadError, match="img_000.png"):
+        strict[(0, 0, 0)]
+
+
+def test_cache_is_shared_with_workers(unaligned_root):
+    ds = UnalignedDataset(unaligned_root, DataConfig(load_size=24, crop_size=20), 3, 3)
+    plain = [ds[item] for item in PairSampler(ds.len_a, ds.len_b, seed=1).plan(1)]
+    ds.preload()
+    for path in ds.files_a + ds.files_b:
+        path.unlink()  # the files are gone: items can only come from the cache
+    sampler = PairSampler(ds.len_a, ds.len_b, seed=1)
+    loaded = [b for batch in DataLoader(ds, batch_size=1, sampler=sampler, num_workers=2) for b in [batch]]
+    assert len(loaded) == len(plain)
+    assert all(torch.equal(x["a"], y["a"][0]) and torch.equal(x["b"], y["b"][0]) for x, y in zip(plain, loaded))
+
+
+def test_cache_mode_and_memory(unaligned_root, monkeypatch):
+    from cyclegan.data import datasets
+
+    cfg = DataConfig(load_size=24, crop_size=20)
+    ds = UnalignedDataset(unaligned_root, cfg, 3, 1)
+    assert ds.cache_bytes() == 24 * 24 * (5 * 3 + 7 * 1)  # resized sizes, not file sizes
+    assert cache_if_it_fits(ds, "off") == 0 and not ds.cached
+    monkeypatch.setattr(datasets, "available_memory", lambda: 4 * ds.cache_bytes() - 1)
+    assert cache_if_it_fits(ds, "auto") == 0 and not ds.cached  # more than a quarter
+    assert cache_if_it_fits(ds, "auto", copies=0) == ds.cache_bytes() and ds.cached
+    small = UnalignedDataset(unaligned_root, cfg, 3, 1)
+    monkeypatch.setattr(datasets, "available_memory", lambda: 1000)
+    with pytest.raises(ConfigError, match="--cache-images off"):
+        cache_if_it_fits(small, "on")
+    monkeypatch.setattr(datasets, "available_memory", lambda: 10**9)
+    assert cache_if_it_fits(small, "on") > 0 and small.cached
 
 
 def test_image_folder_dataset_keeps_sizes(tmp_path):

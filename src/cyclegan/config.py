@@ -30,6 +30,7 @@ DatasetMode = Literal["unaligned", "aligned"]
 Direction = Literal["AtoB", "BtoA"]
 Method = Literal["cyclegan", "pix2pix", "simgan", "bigan", "cogan"]
 OnBadImage = Literal["error", "skip"]
+CacheMode = Literal["auto", "on", "off"]
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -83,6 +84,10 @@ class DataConfig:
     num_workers: int = _opt(2, "data loading worker processes (0 = load in the main process)")
     serial_batches: bool = _opt(False, "take images in order instead of randomly")
     on_bad_image: OnBadImage = _opt("error", "an unreadable image: stop with an error, or skip it with a warning")
+    cache_images: CacheMode = _opt(
+        "auto", "decode and resize every training image once and keep it in memory (same results, less CPU "
+        "per step); auto: when it takes at most a quarter of the free memory"
+    )
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ number of worker processes changes nothing.
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -18,11 +20,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from ..config import DataConfig
+from ..config import ConfigError, DataConfig
 from .images import BAD_IMAGE_HINT, DatasetError, ImageLoadError, check_image_header, list_images, load_image, to_tensor
-from .transforms import TransformParams, apply_transform, sample_params
+from .transforms import TransformParams, crop_and_flip, resize, resized_size, sample_params
 
 Item = tuple[int, int, int]
+CacheKey = tuple[Path, int]  # a file and the channel count it is read with
 T = TypeVar("T")
 
 
@@ -48,10 +51,86 @@ def checked_files(folder: Path, cfg: DataConfig) -> list[Path]:
     return good
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """An image after decoding and the deterministic resize: what the random crop and flip start from."""
+
+    size: tuple[int, int]  # (w, h) before resizing, which the crop offsets are drawn from
+    image: Image.Image  # already resized
+
+
+def decode(img: Image.Image, cfg: DataConfig) -> Decoded:
+    return Decoded(img.size, resize(img, cfg))
+
+
+def available_memory() -> int:
+    """Bytes this machine can still give out (MemAvailable; free pages where /proc is missing)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 class _PairDataset(Dataset):
-    """What both training layouts share: the epoch length and skipping of bad files."""
+    """What both training layouts share: the epoch length, skipping of bad files, and the
+    in-memory cache of decoded, resized images.
+
+    Decoding a JPEG and resizing it cost more CPU than the rest of loading; both are the
+    same every epoch, so `preload` does them once for every file and items then only crop
+    and flip. Items are identical with and without the cache. The cache is filled in the
+    main process before the DataLoader starts its workers, which share it copy-on-write.
+    """
 
     cfg: DataConfig
+    _cache: dict[CacheKey, object] | None = None  # key -> decoded entry, or the ImageLoadError it raised
+
+    def _keys(self) -> list[CacheKey]:
+        """(file, channels) of everything items read."""
+        raise NotImplementedError
+
+    def _decode(self, key: CacheKey) -> object:
+        raise NotImplementedError
+
+    def _entry_bytes(self, key: CacheKey, size: tuple[int, int]) -> int:
+        """Cache memory of one entry, from the file's (w, h)."""
+        raise NotImplementedError
+
+    def _decoded(self, key: CacheKey) -> object:
+        if self._cache is None:
+            return self._decode(key)
+        entry = self._cache[key]
+        if isinstance(entry, ImageLoadError):
+            raise entry
+        return entry
+
+    def cache_bytes(self) -> int:
+        """Memory the cache would take, from the image headers alone."""
+        total = 0
+        for key in self._keys():
+            try:
+                with Image.open(key[0]) as img:
+                    size = img.size
+            except (OSError, ValueError):
+                continue  # a file that cannot be read takes no room
+            total += self._entry_bytes(key, size)
+        return total
+
+    def preload(self) -> None:
+        """Decode and resize every file once; unreadable ones keep their error for `_load` to handle."""
+        cache: dict[CacheKey, object] = {}
+        for key in dict.fromkeys(self._keys()):
+            try:
+                cache[key] = self._decode(key)
+            except ImageLoadError as err:
+                cache[key] = err
+        self._cache = cache
+
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
 
     @property
     def len_a(self) -> int:
@@ -102,16 +181,27 @@ class UnalignedDataset(_PairDataset):
     def len_b(self) -> int:
         return len(self.files_b)
 
+    def _keys(self) -> list[CacheKey]:
+        return [(p, self.channels_a) for p in self.files_a] + [(p, self.channels_b) for p in self.files_b]
+
+    def _decode(self, key: CacheKey) -> Decoded:
+        path, channels = key
+        return decode(load_image(path, channels), self.cfg)
+
+    def _entry_bytes(self, key: CacheKey, size: tuple[int, int]) -> int:
+        w, h = resized_size(size, self.cfg)
+        return w * h * key[1]
+
     def __getitem__(self, item: Item) -> dict:
         index_a, index_b, seed = item
         rng = random.Random(seed)
-        path_a, img_a = self._load(self.files_a, index_a, lambda p: load_image(p, self.channels_a))
-        path_b, img_b = self._load(self.files_b, index_b, lambda p: load_image(p, self.channels_b))
-        params_a = sample_params(img_a.size, self.cfg, rng)  # A first, then B: fixed draw order
-        params_b = sample_params(img_b.size, self.cfg, rng)
+        path_a, dec_a = self._load(self.files_a, index_a, lambda p: self._decoded((p, self.channels_a)))
+        path_b, dec_b = self._load(self.files_b, index_b, lambda p: self._decoded((p, self.channels_b)))
+        params_a = sample_params(dec_a.size, self.cfg, rng)  # A first, then B: fixed draw order
+        params_b = sample_params(dec_b.size, self.cfg, rng)
         return {
-            "a": to_tensor(apply_transform(img_a, params_a, self.cfg)),
-            "b": to_tensor(apply_transform(img_b, params_b, self.cfg)),
+            "a": to_tensor(crop_and_flip(dec_a.image, params_a, self.cfg)),
+            "b": to_tensor(crop_and_flip(dec_b.image, params_b, self.cfg)),
             "path_a": str(path_a),
             "path_b": str(path_b),
         }
@@ -153,27 +243,38 @@ class AlignedDataset(_PairDataset):
     def len_b(self) -> int:
         return len(self.files)
 
-    def _halves(self, index: int) -> tuple[Path, Image.Image, Image.Image]:
-        path, (left, right) = self._load(self.files, index, split_aligned)
-        return (path, right, left) if self.cfg.direction == "BtoA" else (path, left, right)
+    def _keys(self) -> list[CacheKey]:
+        return [(p, 3) for p in self.files]  # split_aligned reads RGB; each half is converted after
 
-    def _finish(self, img: Image.Image, params: TransformParams, channels: int) -> torch.Tensor:
-        img = img.convert("RGB" if channels == 3 else "L")  # as the authors: RGB first, then grayscale
-        return to_tensor(apply_transform(img, params, self.cfg))
+    def _decode(self, key: CacheKey) -> tuple[Decoded, Decoded]:
+        """The A half and the B half of a file, each converted to its channel count and resized."""
+        left, right = split_aligned(key[0])
+        half_a, half_b = (right, left) if self.cfg.direction == "BtoA" else (left, right)
+        # as the authors: RGB first, then grayscale
+        return (decode(half_a.convert("RGB" if self.channels_a == 3 else "L"), self.cfg),
+                decode(half_b.convert("RGB" if self.channels_b == 3 else "L"), self.cfg))
+
+    def _entry_bytes(self, key: CacheKey, size: tuple[int, int]) -> int:
+        w, h = resized_size((size[0] // 2, size[1]), self.cfg)
+        return w * h * (self.channels_a + self.channels_b)
+
+    def _halves(self, index: int) -> tuple[Path, Decoded, Decoded]:
+        path, (half_a, half_b) = self._load(self.files, index, lambda p: self._decoded((p, 3)))
+        return path, half_a, half_b
 
     def __getitem__(self, item: Item) -> dict:
         index_a, index_b, seed = item
         rng = random.Random(seed)
-        path_a, img_a, pair_b = self._halves(index_a)
-        params_a = sample_params(img_a.size, self.cfg, rng)
+        path_a, dec_a, pair_b = self._halves(index_a)
+        params_a = sample_params(dec_a.size, self.cfg, rng)
         if self.cfg.paired:
-            path_b, img_b, params_b = path_a, pair_b, params_a
+            path_b, dec_b, params_b = path_a, pair_b, params_a
         else:
-            path_b, _, img_b = self._halves(index_b)
-            params_b = sample_params(img_b.size, self.cfg, rng)
+            path_b, _, dec_b = self._halves(index_b)
+            params_b = sample_params(dec_b.size, self.cfg, rng)
         return {
-            "a": self._finish(img_a, params_a, self.channels_a),
-            "b": self._finish(img_b, params_b, self.channels_b),
+            "a": to_tensor(crop_and_flip(dec_a.image, params_a, self.cfg)),
+            "b": to_tensor(crop_and_flip(dec_b.image, params_b, self.cfg)),
             "path_a": str(path_a),
             "path_b": str(path_b),
         }
@@ -261,3 +362,22 @@ def build_train_dataset(cfg: DataConfig, root: str | Path, channels_a: int,
         raise DatasetError(f"--paired needs --dataset-mode aligned ({root} is read as unaligned folders, "
                            "which have no pairs); drop --paired or use the aligned layout")
     return UnalignedDataset(root, cfg, channels_a, channels_b)
+
+
+def cache_if_it_fits(dataset: UnalignedDataset | AlignedDataset, mode: str, copies: int = 1) -> int:
+    """Fill the dataset's decoded-image cache as cfg.data.cache_images says; the bytes it took (0: not filled).
+
+    auto: when `copies` caches (one per training process on this machine) take at most a
+    quarter of the memory available now. on: whenever they fit at all, else a ConfigError.
+    """
+    if mode == "off":
+        return 0
+    size = dataset.cache_bytes()
+    need, have = size * copies, available_memory()
+    if need > (have if mode == "on" else have // 4):
+        if mode == "auto":
+            return 0
+        raise ConfigError(f"--cache-images on needs {need / 2**20:.0f} MiB for the decoded training images but "
+                          f"{have / 2**20:.0f} MiB are available; use --cache-images off (or a smaller --load-size)")
+    dataset.preload()
+    return size

@@ -63,11 +63,14 @@ def sample_params(size: tuple[int, int], cfg: DataConfig, rng: random.Random) ->
     return TransformParams(x, y, cfg.flip and rng.random() > 0.5)
 
 
-def apply_transform(img: Image.Image, params: TransformParams, cfg: DataConfig) -> Image.Image:
-    """Resize (bicubic), crop and flip `img` as cfg.preprocess and `params` say."""
+def resize(img: Image.Image, cfg: DataConfig) -> Image.Image:
+    """The deterministic step of cfg.preprocess: bicubic resize to `resized_size` (a cache may keep its result)."""
     target = resized_size(img.size, cfg)
-    if target != img.size:
-        img = img.resize(target, Image.Resampling.BICUBIC)
+    return img if target == img.size else img.resize(target, Image.Resampling.BICUBIC)
+
+
+def crop_and_flip(img: Image.Image, params: TransformParams, cfg: DataConfig) -> Image.Image:
+    """The random step, on an image already passed through `resize`."""
     if _crops(cfg):
         w, h = img.size
         # Clamped so that params drawn for a slightly different size still give a full crop.
@@ -76,6 +79,11 @@ def apply_transform(img: Image.Image, params: TransformParams, cfg: DataConfig) 
     if params.flip:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return img
+
+
+def apply_transform(img: Image.Image, params: TransformParams, cfg: DataConfig) -> Image.Image:
+    """Resize (bicubic), crop and flip `img` as cfg.preprocess and `params` say."""
+    return crop_and_flip(resize(img, cfg), params, cfg)
 
 
 def test_transform(img: Image.Image, cfg: DataConfig) -> Image.Image:

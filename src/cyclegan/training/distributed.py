@@ -38,6 +38,7 @@ class ProcessGroup:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # processes on this machine
 
     @property
     def is_main(self) -> bool:
@@ -57,13 +58,14 @@ def init_process_group(device_name: str) -> tuple[ProcessGroup, str]:
     if world_size <= 1:
         return ProcessGroup(), device_name
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
     use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
     if use_cuda:
         device_name = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return ProcessGroup(rank, world_size, local_rank), device_name if device_name != "auto" else "cpu"
+    return ProcessGroup(rank, world_size, local_rank, local_world_size), device_name if device_name != "auto" else "cpu"
 
 
 def close_process_group(group: ProcessGroup) -> None:

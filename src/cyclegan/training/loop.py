@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..config import ConfigError, TrainConfig, config_diff
 from ..atomic import write_text_atomic
-from ..data import PairSampler, build_train_dataset
+from ..data import PairSampler, build_train_dataset, cache_if_it_fits
 from ..data.demo import demo_root
 from ..models import CycleGANNets
 from ..pool import ImagePool
@@ -53,7 +53,7 @@ FREE_TO_CHANGE = {
     "run.max_steps", "run.device", "run.print_freq", "run.sample_freq", "run.save_latest_freq",
     "run.save_epoch_freq", "run.progress", "run.checkpoints_dir", "run.report_freq", "run.tensorboard",
     "run.amp", "run.compile",
-    "data.num_workers",
+    "data.num_workers", "data.cache_images",
 }
 # Fields a user may change on resume when they say so (--override-config): the run stays
 # well defined (same networks, same data shapes), it just continues differently.
@@ -230,6 +230,10 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
     # ---- data
     root = Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root()
     dataset = build_train_dataset(cfg.data, root, cfg.model.input_nc, cfg.model.output_nc)
+    # every process on this machine keeps its own copy
+    cached = cache_if_it_fits(dataset, cfg.data.cache_images, copies=group.local_world_size)
+    if cached and main_process:
+        print(f"dataset decoded and resized once, kept in memory ({cached / 2**20:.0f} MiB)", flush=True)
     sampler = PairSampler(dataset.len_a, dataset.len_b, seed=cfg.run.seed, serial=cfg.data.serial_batches,
                           rank=group.rank, world_size=group.world_size, batch_size=cfg.optim.batch_size)
     loader = DataLoader(
