@@ -6,7 +6,8 @@ zebras (and the 140 test zebras to horses) and compares them with the real test 
 other domain by FID/KID, at the training scale. Two references at the same scale put the numbers
 in context: the untranslated test horses against the test zebras (what doing nothing scores) and
 140 real training zebras against the test zebras (what a perfect generator would score with sets
-this small). Writes docs/horse2zebra.md, docs/horse2zebra.json and docs/images/h2z_*.png.
+this small). Every saved epoch checkpoint is measured the same way, for the trend. Writes
+docs/horse2zebra.json and docs/images/h2z_*.png; docs/horse2zebra.md is written by hand from them.
 
     OMP_NUM_THREADS=1 python scripts/reproduce_horse2zebra.py --runs runs --epochs 5 --decay-epochs 5
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from cyclegan.data.images import list_images, load_image
 from cyclegan.evaluate import evaluate_run
 from cyclegan.metrics import fid_kid
 from cyclegan.report import loss_terms, plot_terms, read_loss_log
+from cyclegan.translate import Translator
 
 # Published horse -> zebra FIDs at 256 px (see docs/horse2zebra.md for where each comes from)
 PUBLISHED = [
@@ -56,6 +57,41 @@ def loss_plot(run_dir: Path, path: Path) -> None:
     plot_terms(ax_g, log["step"], log, gen_terms, 10, "generators")
     plot_terms(ax_d, log["step"], log, disc_terms, 10, "discriminators")
     ax_g.set_ylabel("loss, mean of 10 log rows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def checkpoint_trend(run_dir: Path, size: int) -> list[dict]:
+    """FID/KID of each saved epoch checkpoint, both directions, on the resized test sets of evaluate_run."""
+    rows = []
+    for checkpoint in sorted((run_dir / "checkpoints").glob("epoch_*")):
+        row: dict = {"epoch": int(checkpoint.name.split("_")[1])}
+        for direction, gen, inputs, real in (("AtoB", "gen_ab", "input_A", "real_B"), ("BtoA", "gen_ba", "input_B", "real_A")):
+            out = run_dir / "eval" / "trend" / checkpoint.name / direction
+            translator = Translator.from_weights(checkpoint / f"{gen}.safetensors", run_dir / "config.json", direction)
+            translator.translate_files([run_dir / "eval" / f"{inputs}_{size}"], out, progress=False)
+            row[direction] = fid_kid(out, run_dir / "eval" / f"{real}_{size}", cache_dir=run_dir / "eval" / "features",
+                                     progress=False)
+        rows.append(row)
+    return rows
+
+
+def trend_plot(trend: list[dict], references: dict, path: Path) -> None:
+    fig = Figure(figsize=(11, 3.4))
+    FigureCanvasAgg(fig)
+    epochs = [row["epoch"] for row in trend]
+    for i, key in enumerate(("fid", "kid_mean")):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for direction, label in (("AtoB", "horse -> zebra"), ("BtoA", "zebra -> horse")):
+            ax.plot(epochs, [row[direction][key] for row in trend], marker="o", label=label)
+        ax.axhline(references["horses_untranslated_vs_zebras"][key], color="grey", ls="--",
+                   label="untranslated horses vs zebras")
+        ax.axhline(references["train_zebras_vs_test_zebras"][key], color="grey", ls=":",
+                   label="real zebras vs zebras")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_mean", ""))
+        ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
@@ -100,16 +136,21 @@ def main() -> None:
             resized_copies(list_images(root / "trainB")[:140], run_dir / "eval" / f"train_B_{size}", size),
             run_dir / "eval" / f"real_B_{size}", cache_dir=None, progress=False),
     }
+    trend = checkpoint_trend(run_dir, size)
     log = read_loss_log(run_dir / "loss_log.csv")
+    for r in results.values():  # machine-specific paths: kept relative to the run directory
+        r["fake_dir"], r["real_dir"] = (str(Path(r[k]).relative_to(run_dir)) for k in ("fake_dir", "real_dir"))
     out = {"config": cfg.to_dict(), "steps": int(log["step"][-1]), "hours": float(np.sum(log["sec_per_step"]) * 100 / 3600),
-           "results": results, "references": references}
+           "results": results, "references": references, "trend": trend}
     (args.docs / "horse2zebra.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     images = args.docs / "images"
     loss_plot(run_dir, images / "h2z_losses.png")
-    test_grid(sorted(Path(results["AtoB"]["real_dir"]).parent.joinpath(f"input_A_{size}").glob("*.png")),
-              sorted(Path(results["AtoB"]["fake_dir"]).glob("*.png")), images / "h2z_test_AtoB.png")
-    test_grid(sorted(Path(results["BtoA"]["real_dir"]).parent.joinpath(f"input_B_{size}").glob("*.png")),
-              sorted(Path(results["BtoA"]["fake_dir"]).glob("*.png")), images / "h2z_test_BtoA.png")
+    trend_plot(trend, references, images / "h2z_trend.png")
+    evaluated = run_dir / "eval"
+    test_grid(sorted((evaluated / f"input_A_{size}").glob("*.png")), sorted((evaluated / "AtoB").glob("*.png")),
+              images / "h2z_test_AtoB.png")
+    test_grid(sorted((evaluated / f"input_B_{size}").glob("*.png")), sorted((evaluated / "BtoA").glob("*.png")),
+              images / "h2z_test_BtoA.png")
     print(json.dumps({d: {k: v for k, v in r.items() if isinstance(v, float)} for d, r in results.items()}, indent=1))
     print(json.dumps(references, indent=1))
 

@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import tiny_config
 from cyclegan import ConfigError, Translator, train
 from cyclegan.cli import main
-from cyclegan.config import DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig, with_method_defaults
+from cyclegan.config import DataConfig, LossConfig, ModelConfig, TrainConfig, with_method_defaults
 from cyclegan.models import CycleGANNets
 from cyclegan.nets.coupled import CoupledGenerators, LatentInversion
 from cyclegan.pool import ImagePool

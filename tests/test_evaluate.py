@@ -1,7 +1,6 @@
 import json
 from pathlib import Path
 
-import pytest
 
 from cyclegan.cli import main
 from cyclegan.training.loop import train

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..config import ConfigError, DataConfig
 from .images import BAD_IMAGE_HINT, DatasetError, ImageLoadError, check_image_header, list_images, load_image, to_tensor
-from .transforms import TransformParams, crop_and_flip, resize, resized_size, sample_params
+from .transforms import crop_and_flip, resize, resized_size, sample_params
 
 Item = tuple[int, int, int]
 CacheKey = tuple[Path, int]  # a file and the channel count it is read with
