@@ -8,7 +8,8 @@ compares like with like:
              turned into uint8 on the host (their util.tensor2im); PNG writing left out
   fp32       Translator.translate_tensor on batches of B, one readback per batch, each
              image turned into a PIL image (what `cyclegan translate` does before saving)
-  amp        (CUDA only) the same with bfloat16 autocast and channels_last memory
+  amp        the same with bfloat16 autocast (and channels_last memory on CUDA), where
+             bfloat16 is native: CUDA, or a CPU with AVX512-BF16/AMX
 
 Both use the same network, so the ratio measures the pipeline (batching, readback,
 precision, memory format), not the architecture. Each timing: --warmup runs, then
@@ -35,6 +36,7 @@ from torch import nn
 from cyclegan.config import ModelConfig
 from cyclegan.data.images import to_pil
 from cyclegan.nets import build_generator, size_multiple
+from cyclegan.precision import cpu_has_bf16
 from cyclegan.training.loop import pick_device
 from cyclegan.translate import Translator
 
@@ -77,8 +79,8 @@ def measure(size: int, batches: list[int], warmup: int, repeats: int, device: to
     net = build_generator(cfg, 3, 3).to(device).eval()
     multiple = size_multiple(cfg.generator)
     paths = {"fp32": Translator(net, multiple, 3, device)}
-    if device.type == "cuda":
-        # A copy: amp puts its network in channels_last, which must not leak into the fp32 path.
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()):
+        # A copy: amp puts its network in channels_last on CUDA, which must not leak into the fp32 path.
         paths["amp"] = Translator(copy.deepcopy(net), multiple, 3, device, amp=True)
     images = torch.rand(max(batches), 3, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1
     ref_seconds = median_seconds(lambda: reference(net, images, device), warmup, repeats)

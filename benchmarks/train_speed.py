@@ -31,6 +31,7 @@ def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, devi
     from cyclegan.config import LossConfig, ModelConfig
     from cyclegan.models import CycleGANNets
     from cyclegan.pool import ImagePool
+    from cyclegan.precision import channels_last_pays
     from cyclegan.training.reference import reference_step
     from cyclegan.training.step import Optimizers, Pools, train_step
 
@@ -46,7 +47,7 @@ def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, devi
         disc=torch.optim.Adam(nets.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
     )
     pools = Pools(ImagePool(50, seed=1), ImagePool(50, seed=2))
-    if amp:
+    if amp and channels_last_pays(dev):
         nets.to(memory_format=torch.channels_last)
     run_nets = wrap_for_training(nets, ProcessGroup(), dev, compile=compile)
     autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child process mode
     parser.add_argument("--path", choices=["fast", "reference"], default="fast", help=argparse.SUPPRESS)
-    parser.add_argument("--amp", action="store_true", help="also time ours with bf16 autocast + channels_last (CUDA)")
+    parser.add_argument("--amp", action="store_true", help="also time ours with bf16 autocast (CUDA, or a CPU with AVX512-BF16/AMX)")
     parser.add_argument("--compile", action="store_true", help="also time ours with torch.compile")
     parser.add_argument("--variant", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()

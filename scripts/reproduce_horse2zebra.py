@@ -68,8 +68,11 @@ def checkpoint_trend(run_dir: Path, size: int) -> list[dict]:
         row: dict = {"epoch": int(checkpoint.name.split("_")[1])}
         for direction, gen, inputs, real in (("AtoB", "gen_ab", "input_A", "real_B"), ("BtoA", "gen_ba", "input_B", "real_A")):
             out = run_dir / "eval" / "trend" / checkpoint.name / direction
-            translator = Translator.from_weights(checkpoint / f"{gen}.safetensors", run_dir / "config.json", direction)
-            translator.translate_files([run_dir / "eval" / f"{inputs}_{size}"], out, progress=False)
+            source = run_dir / "eval" / f"{inputs}_{size}"
+            if not out.is_dir() or len(list(out.glob("*.png"))) != len(list(source.glob("*.png"))):
+                translator = Translator.from_weights(checkpoint / f"{gen}.safetensors", run_dir / "config.json",
+                                                     direction)
+                translator.translate_files([source], out, progress=False)  # epoch checkpoints never change
             row[direction] = fid_kid(out, run_dir / "eval" / f"{real}_{size}", cache_dir=run_dir / "eval" / "features",
                                      progress=False)
         rows.append(row)
@@ -77,21 +80,22 @@ def checkpoint_trend(run_dir: Path, size: int) -> list[dict]:
 
 
 def trend_plot(trend: list[dict], references: dict, path: Path) -> None:
-    fig = Figure(figsize=(11, 3.4))
+    """FID and KID per saved epoch, each direction with its two references in its colour."""
+    fig = Figure(figsize=(11, 3.6))
     FigureCanvasAgg(fig)
     epochs = [row["epoch"] for row in trend]
     for i, key in enumerate(("fid", "kid_mean")):
         ax = fig.add_subplot(1, 2, i + 1)
-        for direction, label in (("AtoB", "horse -> zebra"), ("BtoA", "zebra -> horse")):
-            ax.plot(epochs, [row[direction][key] for row in trend], marker="o", label=label)
-        ax.axhline(references["horses_untranslated_vs_zebras"][key], color="grey", ls="--",
-                   label="untranslated horses vs zebras")
-        ax.axhline(references["train_zebras_vs_test_zebras"][key], color="grey", ls=":",
-                   label="real zebras vs zebras")
+        for direction, label, colour in (("AtoB", "horse -> zebra", "C0"), ("BtoA", "zebra -> horse", "C1")):
+            ax.plot(epochs, [row[direction][key] for row in trend], marker="o", color=colour, label=label)
+            ax.axhline(references[direction]["untranslated"][key], color=colour, ls="--", lw=1,
+                       label=f"{label}: input untranslated")
+            ax.axhline(references[direction]["real"][key], color=colour, ls=":", lw=1,
+                       label=f"{label}: real training images")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key.replace("_mean", ""))
         ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
@@ -129,13 +133,15 @@ def main() -> None:
     size = cfg.data.load_size
     results = evaluate_run(run_dir, size=size, fid_method="sqrtm", progress=False)
     root = Path(args.dataroot)
-    references = {
-        "horses_untranslated_vs_zebras": fid_kid(run_dir / "eval" / f"input_A_{size}", run_dir / "eval" / f"real_B_{size}",
-                                                 cache_dir=None, progress=False),
-        "train_zebras_vs_test_zebras": fid_kid(
-            resized_copies(list_images(root / "trainB")[:140], run_dir / "eval" / f"train_B_{size}", size),
-            run_dir / "eval" / f"real_B_{size}", cache_dir=None, progress=False),
-    }
+    evaluated = run_dir / "eval"
+    references = {}  # per direction: the test inputs untranslated, and real training images of the target
+    for direction, source, target, n in (("AtoB", "A", "B", 140), ("BtoA", "B", "A", 120)):
+        real = evaluated / f"real_{target}_{size}"
+        train_copies = resized_copies(list_images(root / f"train{target}")[:n], evaluated / f"train_{target}_{size}", size)
+        references[direction] = {
+            "untranslated": fid_kid(evaluated / f"input_{source}_{size}", real, cache_dir=None, progress=False),
+            "real": fid_kid(train_copies, real, cache_dir=None, progress=False),
+        }
     trend = checkpoint_trend(run_dir, size)
     log = read_loss_log(run_dir / "loss_log.csv")
     for r in results.values():  # machine-specific paths: kept relative to the run directory
@@ -146,7 +152,6 @@ def main() -> None:
     images = args.docs / "images"
     loss_plot(run_dir, images / "h2z_losses.png")
     trend_plot(trend, references, images / "h2z_trend.png")
-    evaluated = run_dir / "eval"
     test_grid(sorted((evaluated / f"input_A_{size}").glob("*.png")), sorted((evaluated / "AtoB").glob("*.png")),
               images / "h2z_test_AtoB.png")
     test_grid(sorted((evaluated / f"input_B_{size}").glob("*.png")), sorted((evaluated / "BtoA").glob("*.png")),

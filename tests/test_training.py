@@ -1,11 +1,14 @@
 import csv
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from cyclegan import precision
 from cyclegan.config import ConfigError, TrainConfig
+from cyclegan.report import read_loss_log
 from cyclegan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
 from cyclegan.training.loop import train
 
@@ -149,11 +152,27 @@ def test_report_and_tensorboard_during_training(unaligned_root, tmp_path):
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_amp_needs_cuda(unaligned_root, tmp_path):
+def test_amp_refused_where_bfloat16_is_emulated(unaligned_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     cfg = tiny_config(unaligned_root, tmp_path / "runs", max_steps=1)
     cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, amp=True, device="cpu"))
-    with pytest.raises(ConfigError, match="--amp needs a CUDA device"):
+    with pytest.raises(ConfigError, match="--amp .* no bfloat16 instructions .* drop --amp"):
         train(cfg)
+
+
+@pytest.mark.skipif(not precision.cpu_has_bf16(), reason="this CPU has no native bfloat16")
+def test_amp_on_a_bfloat16_cpu_trains_close_to_float32(unaligned_root, tmp_path):
+    runs = {}
+    for amp in (False, True):
+        cfg = tiny_config(unaligned_root, tmp_path / "runs", name=f"amp_{amp}", max_steps=4, print_freq=1)
+        runs[amp] = train(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, amp=amp, device="cpu")))
+    logs = {amp: read_loss_log(run / "loss_log.csv") for amp, run in runs.items()}
+    for term in ("cycle_a", "cycle_b", "disc_a"):
+        exact, fast = logs[False][term], logs[True][term]
+        assert np.all(np.isfinite(fast)) and np.allclose(fast, exact, rtol=0.1), term  # same run, bfloat16 noise
+        assert not np.array_equal(fast, exact)  # bfloat16 did run
+    weights = load_file(str(latest_checkpoint(runs[True]) / "gen_ab.safetensors"))
+    assert all(t.dtype == torch.float32 for t in weights.values())  # checkpoints stay float32
 
 
 def test_compile_wraps_the_step_networks_not_the_checkpointed_ones(unaligned_root, tmp_path, monkeypatch):

@@ -95,8 +95,8 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cycle", action="store_true", help="also write OUTPUT_DIR/cycle/NAME.png: input | translated | reconstructed")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action="store_true",
-                   help="CUDA only: bfloat16 autocast and channels_last memory (faster on tensor cores, output "
-                        "differs slightly from float32); refused on other devices")
+                   help="bfloat16 autocast on CUDA (with channels_last) or on a CPU with native bfloat16 "
+                        "(AVX512-BF16/AMX): faster, output differs slightly from float32; refused elsewhere")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     p.set_defaults(func=_cmd_translate)
 

@@ -151,7 +151,8 @@ class RunConfig:
     progress: bool = _opt(True, "show a progress bar")
     report_freq: int = _opt(1000, "steps between refreshes of RUN_DIR/report.html, in the background (0: only at the end)")
     tensorboard: bool = _opt(False, "also log losses and sample grids to RUN_DIR/tensorboard (pip install tensorboard)")
-    amp: bool = _opt(False, "CUDA only: bfloat16 autocast and channels_last for the networks (loss terms stay float32)")
+    amp: bool = _opt(False, "bfloat16 autocast on CUDA (with channels_last) or on a CPU with native bfloat16 "
+                          "(AVX512-BF16/AMX); loss terms stay float32")
     compile: bool = _opt(False, "torch.compile the networks (the first steps are slow while it compiles)")
 
 

@@ -23,6 +23,7 @@ from .config import ConfigError, ModelConfig, TrainConfig
 from .data.images import list_inputs, load_image, to_pil, to_tensor
 from .models import build_translation_generator
 from .nets import size_multiple
+from .precision import channels_last_pays, check_amp
 from .training.checkpoint import CheckpointError, latest_checkpoint, load_weights
 from .training.loop import pick_device
 
@@ -106,10 +107,10 @@ def _window(start: int, length: int, size: int, overlap: int) -> torch.Tensor:
 class Translator:
     """A generator ready to translate, with its inverse when the cycle view is wanted.
 
-    With `amp=True` (CUDA only) the networks run in channels_last memory format
-    (converted in place) under bfloat16 autocast: tensor cores do the
-    convolutions; outputs are returned as float32 and differ slightly from the
-    float32 path.
+    With `amp=True` (CUDA, or a CPU with native bfloat16) the networks run under
+    bfloat16 autocast, on CUDA in channels_last memory format (converted in place)
+    for the tensor cores; outputs are returned as float32 and differ slightly from
+    the float32 path.
     """
 
     def __init__(
@@ -121,12 +122,9 @@ class Translator:
         inverse: nn.Module | None = None,
         amp: bool = False,
     ):
-        if amp and device.type != "cuda":
-            # CPU autocast exists, but without native bfloat16 units it is slower
-            # than float32 and less accurate: nothing to gain, so say so up front.
-            raise ConfigError(f"amp (bfloat16 autocast, --amp) needs a CUDA GPU, not device {device}: on CPU "
-                              "bfloat16 is slower than float32 on most processors; translate without it")
         if amp:
+            check_amp(device)
+        if amp and channels_last_pays(device):
             generator = generator.to(memory_format=torch.channels_last)
             inverse = inverse.to(memory_format=torch.channels_last) if inverse is not None else None
         self.generator = generator
@@ -212,9 +210,9 @@ class Translator:
 
     def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         padded, (h, w) = pad_to_multiple(x, self.multiple)
-        if self.amp:
+        if self.amp and channels_last_pays(self.device):
             padded = padded.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext():
+        with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext():
             out = net(padded)
         return out[..., :h, :w].float()
 

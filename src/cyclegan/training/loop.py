@@ -22,6 +22,7 @@ from ..data import PairSampler, build_train_dataset, cache_if_it_fits
 from ..data.demo import demo_root
 from ..models import CycleGANNets
 from ..pool import ImagePool
+from ..precision import channels_last_pays, check_amp
 from ..report import ReportRefresher
 from ..tensorboard import TensorBoardLogger
 from .checkpoint import (
@@ -223,8 +224,8 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
             print(f"resuming {run_dir} from {checkpoint.name} (same config)", flush=True)
         resume = True
     device = pick_device(device_name)
-    if cfg.run.amp and device.type != "cuda":
-        raise ConfigError(f"--amp needs a CUDA device (this run is on {device.type}); drop --amp")
+    if cfg.run.amp:
+        check_amp(device)
     board = TensorBoardLogger(run_dir / "tensorboard") if cfg.run.tensorboard and main_process else None
 
     # ---- data
@@ -258,7 +259,7 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
     torch.manual_seed(cfg.run.seed)
     method = METHODS[cfg.model.method]
     nets = CycleGANNets.build(cfg.model, image_size=cfg.data.crop_size).to(device).train()
-    if cfg.run.amp:
+    if cfg.run.amp and channels_last_pays(device):
         nets.to(memory_format=torch.channels_last)  # the layout tensor cores want for convolutions
     step_nets = wrap_for_training(nets, group, device, compile=cfg.run.compile)  # same weights as `nets`
     betas = (cfg.optim.beta1, cfg.optim.beta2)

@@ -40,20 +40,25 @@ def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
-def _passes(net: nn.Module, x: torch.Tensor, y: torch.Tensor | None, together: bool
-            ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """net(x) and net(y) (None when y is None), in one call when `together`.
+def _passes(net: nn.Module, x: torch.Tensor | None, y: torch.Tensor | None, together: bool
+            ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """net(x) and net(y) (None for a None input), in one call when `together`.
 
     One call of twice the batch halves the kernel launches of a batch-1 step on a GPU.
     It computes the same as two calls only when no layer mixes samples: instance norm or
     no norm, not batch norm (`CycleGANNets.samples_independent`).
     """
-    if y is None:
-        return net(x), None
+    if x is None or y is None:
+        return (net(x) if x is not None else None), (net(y) if y is not None else None)
     if not together or x.shape[1:] != y.shape[1:]:
         return net(x), net(y)
     out_x, out_y = net(torch.cat([x, y])).split([x.shape[0], y.shape[0]])
     return out_x, out_y
+
+
+def _backward(loss: torch.Tensor) -> None:
+    if loss.requires_grad:  # a chain whose terms are all switched off has nothing to give
+        loss.backward()
 
 
 def train_step(
@@ -67,31 +72,34 @@ def train_step(
     """Run one iteration in place; return the detached loss terms (no host sync)."""
     G, F, D_A, D_B = nets.gen_ab, nets.gen_ba, nets.disc_a, nets.disc_b
     use_gan = cfg.gan_weight > 0
+    together = nets.samples_independent
     zero = real_a.new_zeros(())
     losses: dict[str, torch.Tensor] = {}
 
     # ---- generators G and F
+    # The objective splits into two chains that share no activations, each backpropagated
+    # as soon as it is built: the gradient is the same sum, but only one chain's activations
+    # are held at a time (4 generator passes instead of 6: a third less peak memory).
     set_requires_grad([D_A, D_B], False)  # D only supplies gradients w.r.t. its input here
+    optimizers.gen.zero_grad(set_to_none=True)
     idt_weight_a = cfg.lambda_identity * cfg.lambda_a
     idt_weight_b = cfg.lambda_identity * cfg.lambda_b
-    # G(a) and the identity pass G(b) in one call (likewise F), when the norm keeps samples apart
-    fake_b, same_b = _passes(G, real_a, real_b if idt_weight_b > 0 else None, nets.samples_independent)
-    fake_a, same_a = _passes(F, real_b, real_a if idt_weight_a > 0 else None, nets.samples_independent)
+    # chain 1: a -> G -> F, with both identity passes riding along in the same calls
+    # (G(a) with G(b), F(G(a)) with F(a)) when the norm keeps samples apart
+    fake_b, same_b = _passes(G, real_a, real_b if idt_weight_b > 0 else None, together)
+    rec_a, same_a = _passes(F, fake_b if cfg.lambda_a > 0 else None, real_a if idt_weight_a > 0 else None,
+                            together)
     losses["gan_ab"] = gan_loss(D_B(fake_b), True, cfg.gan_mode) if use_gan else zero
-    losses["gan_ba"] = gan_loss(D_A(fake_a), True, cfg.gan_mode) if use_gan else zero
-    losses["cycle_a"] = l1_loss(F(fake_b), real_a) if cfg.lambda_a > 0 else zero
-    losses["cycle_b"] = l1_loss(G(fake_a), real_b) if cfg.lambda_b > 0 else zero
+    losses["cycle_a"] = l1_loss(rec_a, real_a) if rec_a is not None else zero
     losses["idt_a"] = l1_loss(same_a, real_a) if same_a is not None else zero
     losses["idt_b"] = l1_loss(same_b, real_b) if same_b is not None else zero
-    loss_gen = (
-        cfg.gan_weight * (losses["gan_ab"] + losses["gan_ba"])
-        + cfg.lambda_a * losses["cycle_a"]
-        + cfg.lambda_b * losses["cycle_b"]
-        + idt_weight_a * losses["idt_a"]
-        + idt_weight_b * losses["idt_b"]
-    )
-    optimizers.gen.zero_grad(set_to_none=True)
-    loss_gen.backward()
+    _backward(cfg.gan_weight * losses["gan_ab"] + cfg.lambda_a * losses["cycle_a"]
+              + idt_weight_a * losses["idt_a"] + idt_weight_b * losses["idt_b"])
+    # chain 2: b -> F -> G
+    fake_a = F(real_b)
+    losses["gan_ba"] = gan_loss(D_A(fake_a), True, cfg.gan_mode) if use_gan else zero
+    losses["cycle_b"] = l1_loss(G(fake_a), real_b) if cfg.lambda_b > 0 else zero
+    _backward(cfg.gan_weight * losses["gan_ba"] + cfg.lambda_b * losses["cycle_b"])
     optimizers.gen.step()
 
     # ---- discriminators D_A and D_B, on fakes drawn from the history pools
