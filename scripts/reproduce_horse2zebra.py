@@ -81,7 +81,7 @@ def checkpoint_trend(run_dir: Path, size: int) -> list[dict]:
 
 def trend_plot(trend: list[dict], references: dict, path: Path) -> None:
     """FID and KID per saved epoch, each direction with its two references in its colour."""
-    fig = Figure(figsize=(11, 3.6))
+    fig = Figure(figsize=(13, 3.6))
     FigureCanvasAgg(fig)
     epochs = [row["epoch"] for row in trend]
     for i, key in enumerate(("fid", "kid_mean")):
@@ -95,8 +95,8 @@ def trend_plot(trend: list[dict], references: dict, path: Path) -> None:
         ax.set_xlabel("epoch")
         ax.set_ylabel(key.replace("_mean", ""))
         ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.74, 1))
+    fig.legend(*ax.get_legend_handles_labels(), loc="center right", fontsize=8)
     fig.savefig(path, dpi=80)
 
 
