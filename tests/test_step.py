@@ -111,8 +111,8 @@ def test_grayscale_domain_a():
     assert torch.isfinite(torch.stack(list(losses.values()))).all()
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch"])
-def test_fast_step_matches_the_reference_step(norm):
+@pytest.mark.parametrize("norm, fuse", [("instance", True), ("instance", False), ("batch", True)])
+def test_fast_step_matches_the_reference_step(norm, fuse):
     """train_step (fused passes, no host syncs) computes what the authors' structure computes:
     same losses, same weights after several Adam steps (float64, see above)."""
     from cyclegan.training.reference import reference_step
@@ -122,7 +122,7 @@ def test_fast_step_matches_the_reference_step(norm):
     assert fast[0].samples_independent is (norm != "batch")
     for i in range(4):
         batch = _batch(20 + i, dtype=torch.float64)
-        got = train_step(*fast, *batch, LossConfig())
+        got = train_step(*fast, *batch, LossConfig(), fuse=fuse)  # fused passes run on GPUs only by default
         want = reference_step(*ref, *batch, LossConfig())
         for name in LOSS_NAMES:
             assert abs(float(got[name]) - want[name]) < 1e-9, (i, name)
