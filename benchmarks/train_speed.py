@@ -1,7 +1,7 @@
 """Seconds per training iteration and peak memory of the default (paper) configuration.
 
-Two steps are timed in the same run: `train_step` (ours: fused passes, no host syncs) and
-`reference_step` (the same computation structured like the authors' cycle_gan_model.py:
+Two steps are timed in the same run: `train_step` (ours: two backward chains, paired passes
+on GPUs, no host syncs) and `reference_step` (the same computation structured like the authors' cycle_gan_model.py:
 one call per pass, every loss read back to the host each step), so each row carries a
 ratio measured side by side. Each (crop, step) runs in its own subprocess so that the peak
 resident memory it reports belongs to it alone. Data are random tensors: this measures the

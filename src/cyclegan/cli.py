@@ -83,7 +83,8 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", type=Path, required=True, help="where translated images are written")
     p.add_argument("--config", type=Path, default=None,
                    help="config.json describing a bare weights file (default: the run's or the file's folder's)")
-    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (same-size images are batched)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per forward pass (same-size images are batched); None: 1 on a CPU, 8 on a GPU")
     p.add_argument("--max-size", type=int, default=None,
                    help="translate images larger than this (longest side) at this size, then scale back")
     p.add_argument("--tile", type=int, default=None,
@@ -102,7 +103,7 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     if args.max_size is not None and args.max_size < 4:
         raise ConfigError("--max-size must be at least 4")

@@ -269,7 +269,7 @@ class Translator:
         self,
         inputs: Sequence[str | Path],
         output_dir: str | Path,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         max_size: int | None = None,
         cycle_view: bool = False,
         progress: bool = True,
@@ -278,7 +278,8 @@ class Translator:
     ) -> list[Path]:
         """Translate image files/folders into output_dir/<stem>.png, each at its input's size.
 
-        Images of the same size are batched together. With max_size, larger images are
+        Images of the same size are batched together, batch_size at a time (None: 1 on a
+        CPU, where larger batches measured slower per image, 8 on a GPU). With max_size, larger images are
         translated at that longest side (aspect kept) and scaled back. With tile, images
         larger than a tile are translated in overlapping tiles, batch_size tiles per pass
         (see translate_tensor), each as soon as it is read: its tiles fill the batches,
@@ -286,6 +287,8 @@ class Translator:
         With cycle_view, output_dir/cycle/<stem>.png shows input | translated | reconstructed.
         """
         tile_overlap(tile, overlap)  # fail before any output is written
+        if batch_size is None:
+            batch_size = 8 if self.device.type == "cuda" else 1
         paths = list_inputs(inputs)
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
