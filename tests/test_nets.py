@@ -23,7 +23,7 @@ from cyclegan.nets import (
     receptive_field,
     size_multiple,
 )
-from cyclegan.nets.generators import UnetSkipBlock
+from cyclegan.nets.generators import ReflectionPad2d, UnetSkipBlock
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -257,3 +257,15 @@ def test_unknown_names_raise() -> None:
         size_multiple("vit")
     with pytest.raises(ValueError, match="discriminator"):
         build_discriminator(ModelConfig(discriminator="global"), 3)  # type: ignore[arg-type]
+
+
+def test_reflection_padding_keeps_bfloat16_under_autocast() -> None:
+    # CPU autocast would pad in float32 and cast back for the next conv; the values are the same
+    # either way, so the padding layer stays in its input's dtype.
+    pad = ReflectionPad2d(2)
+    x = torch.randn(1, 3, 5, 6).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = pad(x)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y.float(), F.pad(x.float(), (2, 2, 2, 2), mode="reflect"))
+    assert pad(x.float()).dtype == torch.float32
