@@ -1,7 +1,7 @@
 """Where bfloat16 autocast (`--amp`) pays, and the one message for where it does not.
 
 On CUDA, tensor cores; on a CPU, the AVX512-BF16 / AMX instructions that oneDNN uses for
-bfloat16 convolutions (recent Xeons: 2.7x the float32 training step on the development
+bfloat16 convolutions (recent Xeons: 2.9x the float32 training step on the development
 machine, docs/benchmarks.md). Elsewhere bfloat16 is emulated, slower than float32 and
 less accurate, so it is refused up front.
 """
