@@ -3,6 +3,7 @@ from pathlib import Path
 
 
 from cyclegan.cli import main
+from cyclegan.evaluate import paired_folder_scores
 from cyclegan.training.loop import train
 
 from conftest import make_images, needs_inception, tiny_config
@@ -108,3 +109,71 @@ def test_aligned_size_keeps_label_colours_in_the_palette(tmp_path):
     assert {Image.open(p).size for p in real_labels} == {(20, 20)}
     colours = {tuple(c) for p in real_labels for c in np.asarray(Image.open(p)).reshape(-1, 3)}
     assert colours <= {(200, 0, 0), (0, 200, 0), (0, 0, 200)}  # nearest-neighbour: no blended label colours
+
+
+def _save(path, array):
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+
+
+def test_paired_folder_scores_photos_match_by_name(tmp_path):
+    import numpy as np
+
+    real = np.full((16, 16, 3), 100, dtype=np.uint8)
+    _save(tmp_path / "real" / "a.jpg", real)  # JPEG of a flat colour stays exact
+    _save(tmp_path / "real" / "b.png", real)
+    _save(tmp_path / "fake" / "a.png", real)  # right
+    _save(tmp_path / "fake" / "b.png", real + 10)  # every pixel 10 off: RMSE 10, none within 5
+    scores = paired_folder_scores(tmp_path / "fake", tmp_path / "real")
+    assert scores["n_pairs"] == 2
+    assert abs(scores["rmse"] - 5.0) < 1e-9  # mean of 0 and 10
+    assert scores["within_threshold"] == 0.5
+    assert paired_folder_scores(tmp_path / "fake", tmp_path / "real", threshold=11)["within_threshold"] == 1.0
+
+
+def test_paired_folder_scores_label_maps(tmp_path):
+    import numpy as np
+
+    colours = np.array([[200, 0, 0], [0, 200, 0]], dtype=np.uint8)
+    true = colours[np.repeat([[0, 0, 1, 1]], 4, axis=0)].repeat(4, 0).repeat(4, 1)  # left half 0, right half 1
+    wrong = true.copy()
+    wrong[:, :4] = colours[1]  # half of class 0's pixels (a quarter of the image) predicted as class 1
+    for name in ("x", "y"):
+        _save(tmp_path / "train" / f"{name}.png", true)
+        _save(tmp_path / "real" / f"{name}.png", true)
+    _save(tmp_path / "fake" / "x.png", true)
+    _save(tmp_path / "fake" / "y.png", wrong)
+    scores = paired_folder_scores(tmp_path / "fake", tmp_path / "real", labels_from=tmp_path / "train")
+    assert scores["n_classes"] == 2
+    assert abs(scores["per_pixel_acc"] - 7 / 8) < 1e-9
+    # over both images, class 0: 256 true pixels, 192 right; class 1: 256 true, all right, 64 false positives
+    assert abs(scores["per_class_acc"] - (192 / 256 + 1) / 2) < 1e-9
+    assert abs(scores["class_iou"] - (192 / 256 + 256 / 320) / 2) < 1e-9
+
+
+def test_paired_folder_errors_are_one_line(tmp_path, capsys):
+    import numpy as np
+
+    img = np.zeros((8, 8, 3), dtype=np.uint8)
+    _save(tmp_path / "real" / "a.png", img)
+    _save(tmp_path / "real" / "b.png", img)
+    _save(tmp_path / "fake" / "a.png", img)
+    args = ["evaluate", "--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"), "--paired", "--no-cache"]
+    cases = [
+        (lambda: None, "holds 1 images but"),  # different counts
+        (lambda: _save(tmp_path / "fake" / "c.png", img), "no namesake"),  # b has no generated image, c no truth
+        (lambda: ((tmp_path / "fake" / "c.png").unlink(), _save(tmp_path / "fake" / "b.png", np.zeros((4, 4, 3)))),
+         "compared pixel by pixel"),  # sizes differ, label maps
+    ]
+    for prepare, message in cases:
+        prepare()
+        extra = ["--labels-from", str(tmp_path / "real")] if message == "compared pixel by pixel" else []
+        assert main(args + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert main(["evaluate", str(tmp_path), "--paired"]) == 2
+    assert "--fake/--real form" in capsys.readouterr().err
+

@@ -17,7 +17,7 @@ from .atomic import write_text_atomic
 from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args, with_method_defaults
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
-from .evaluate import default_cache_dir, evaluate_run
+from .evaluate import default_cache_dir, evaluate_run, paired_folder_scores
 from .metrics import MetricsDependencyError, fid_kid
 from .export import ExportError, add_export_parser
 from .report import add_report_parser, write_report
@@ -139,6 +139,15 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real", type=Path, default=None, help="folder of real images")
     p.add_argument("--json", type=Path, default=None,
                    help="also write the metrics here (RUN_DIR form: default RUN_DIR/eval/metrics.json)")
+    p.add_argument("--paired", action="store_true",
+                   help="--fake/--real form: also score each generated image against the real image of the same "
+                        "name: RMSE and the share of pixels within --threshold (photos), or with --labels-from "
+                        "per-pixel / per-class accuracy and class IoU (label maps)")
+    p.add_argument("--labels-from", type=Path, default=None,
+                   help="--fake/--real form: the images are label maps; learn their colour palette from the label "
+                        "maps in this folder (e.g. the training labels). Implies --paired")
+    p.add_argument("--threshold", type=float, default=5.0,
+                   help="--paired photos: a pixel counts as right when no channel differs by this much (0-255)")
     p.add_argument("--dataroot", type=Path, default=None, help="RUN_DIR form: dataset holding testA/testB "
                    "(default: the one the run was trained on)")
     p.add_argument("--phase", default="test", help="RUN_DIR form: folders PHASEA and PHASEB (aligned: PHASE/)")
@@ -164,15 +173,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.run is None:
         if args.fake is None or args.real is None:
             raise ConfigError("pass RUN_DIR, or both --fake DIR and --real DIR")
+        paired = None
+        if args.paired or args.labels_from is not None:  # first: a bad pairing fails before minutes of features
+            paired = paired_folder_scores(args.fake, args.real, args.labels_from, args.threshold)
         scores = fid_kid(args.fake, args.real, cache_dir=cache, batch_size=args.batch_size, device=args.device,
                          progress=args.progress, fid_method=args.fid_method)
         print(f"FID {scores['fid']:.2f}   KID {scores['kid_mean']:.4f} +- {scores['kid_std']:.4f}   "
               f"({scores['n_fake']} fake, {scores['n_real']} real)")
+        if paired is not None:
+            print("paired: " + ", ".join(f"{k} {v:.4g}" for k, v in paired.items()))
+            scores["paired"] = paired
         if args.json:
             write_text_atomic(args.json, json.dumps(scores, indent=2) + "\n")
         return 0
     if args.fake is not None or args.real is not None:
         raise ConfigError("pass either RUN_DIR or --fake/--real, not both")
+    if args.paired or args.labels_from is not None:
+        raise ConfigError("--paired and --labels-from belong to the --fake/--real form; for a run use --labels")
     results = evaluate_run(args.run, args.dataroot, args.phase, args.device, args.batch_size, cache,
                            args.fid_method, args.progress, args.labels, args.size)
     for direction, scores in results.items():

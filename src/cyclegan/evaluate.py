@@ -17,7 +17,7 @@ from PIL import Image
 from .config import TrainConfig
 from .data.datasets import split_aligned
 from .data.demo import demo_root
-from .data.images import list_images, load_image, to_pil, to_tensor
+from .data.images import DatasetError, list_images, load_image, to_pil, to_tensor
 from .metrics import (
     cycle_error,
     fid_kid,
@@ -202,3 +202,46 @@ def evaluate_aligned_run(
         scores["fake_dir"] = str(out_dir)
         results[direction] = scores
     return results
+
+
+def pair_by_name(fake_dir: str | Path, real_dir: str | Path) -> list[tuple[Path, Path]]:
+    """The images of two folders matched by file name without extension (`x.png` with `x.jpg`)."""
+    fakes, reals = list_images(fake_dir), list_images(real_dir)
+    if len(fakes) != len(reals):
+        raise DatasetError(f"paired metrics: {fake_dir} holds {len(fakes)} images but {real_dir} holds {len(reals)}; "
+                           "each generated image needs the real image of the same name")
+    by_stem = {p.stem: p for p in reals}
+    if len(by_stem) != len(reals):
+        raise DatasetError(f"paired metrics: {real_dir} holds two images with the same name and different "
+                           "extensions; keep one of each")
+    unmatched = [p.name for p in fakes if p.stem not in by_stem]
+    if unmatched:
+        raise DatasetError(f"paired metrics: {len(unmatched)} images of {fake_dir} have no namesake in {real_dir} "
+                           f"(first: {unmatched[0]}); name each generated image after its ground truth")
+    return [(p, by_stem[p.stem]) for p in fakes]
+
+
+def paired_folder_scores(fake_dir: str | Path, real_dir: str | Path, labels_from: str | Path | None = None,
+                         threshold: float = 5.0) -> dict:
+    """Paired metrics of generated images against the real images of the same names.
+
+    Photos (default): per-image RMSE and the share of pixels within `threshold` (0-255), both
+    images resized to 256 (`photo_scores`). Label maps (`labels_from`: a folder of label maps,
+    e.g. the training labels, to learn the palette from): per-pixel accuracy, per-class accuracy
+    and class IoU after mapping every pixel to the nearest palette colour; a generated map must
+    have its ground truth's size, since labels are compared pixel by pixel.
+    """
+    pairs = pair_by_name(fake_dir, real_dir)
+    if labels_from is None:
+        return {"n_pairs": len(pairs), **photo_scores([f for f, _ in pairs], [r for _, r in pairs], threshold)}
+    palette = learn_palette(load_image(p, 3) for p in list_images(labels_from))
+    predicted, true = [], []
+    for fake, real in pairs:
+        fake_img, real_img = load_image(fake, 3), load_image(real, 3)
+        if fake_img.size != real_img.size:
+            raise DatasetError(f"paired metrics: {fake} is {fake_img.width}x{fake_img.height} but {real} is "
+                               f"{real_img.width}x{real_img.height}; label maps are compared pixel by pixel, so "
+                               "translate at the ground truth's size")
+        predicted.append(nearest_label(fake_img, palette))
+        true.append(nearest_label(real_img, palette))
+    return {"n_pairs": len(pairs), **segmentation_scores(predicted, true, len(palette)), "n_classes": len(palette)}
