@@ -11,7 +11,6 @@ and the achieved rate; with --json, writes the top operators too.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from datetime import date
@@ -20,12 +19,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from cyclegan.config import LossConfig, ModelConfig
-from cyclegan.models import CycleGANNets
-from cyclegan.pool import ImagePool
-from cyclegan.precision import channels_last_pays
-from cyclegan.training.distributed import ProcessGroup, wrap_for_training
-from cyclegan.training.step import Optimizers, Pools, train_step
+from cyclegan.config import LossConfig
+from cyclegan.training.step import train_step
+from step_setup import build_step
 
 
 def main() -> None:
@@ -39,24 +35,12 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    torch.manual_seed(0)
-    dev = torch.device(args.device)
-    nets = CycleGANNets.build(ModelConfig(generator=args.generator)).to(dev).train()
-    if args.amp and channels_last_pays(dev):
-        nets.to(memory_format=torch.channels_last)
-    opts = Optimizers(
-        gen=torch.optim.Adam(nets.generator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-        disc=torch.optim.Adam(nets.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-    )
-    pools = Pools(ImagePool(50, seed=1), ImagePool(50, seed=2))
-    run_nets = wrap_for_training(nets, ProcessGroup(), dev, compile=False)
-    a = torch.rand(args.batch_size, 3, args.crop, args.crop, device=dev) * 2 - 1
-    b = torch.rand(args.batch_size, 3, args.crop, args.crop, device=dev) * 2 - 1
+    setup = build_step(args.crop, args.batch_size, args.generator, args.device, amp=args.amp)
+    dev = setup.real_a.device
 
     def step() -> None:
-        autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext()
-        with autocast:
-            losses = train_step(run_nets, opts, pools, a, b, LossConfig())
+        with setup.autocast():
+            losses = train_step(setup.nets, setup.optimizers, setup.pools, setup.real_a, setup.real_b, LossConfig())
         float(losses["disc_b"])  # waits for the device
 
     step()  # warm-up: allocator, oneDNN primitive caches, cuDNN autotuning

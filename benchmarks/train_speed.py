@@ -24,45 +24,28 @@ from datetime import date
 
 def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, device: str, path: str,
             amp: bool = False, compile: bool = False) -> dict:
-    import contextlib
-
     import torch
 
-    from cyclegan.config import LossConfig, ModelConfig
-    from cyclegan.models import CycleGANNets
-    from cyclegan.pool import ImagePool
-    from cyclegan.precision import channels_last_pays
+    from cyclegan.config import LossConfig
     from cyclegan.training.reference import reference_step
-    from cyclegan.training.step import Optimizers, Pools, train_step
-
-    from cyclegan.training.distributed import ProcessGroup, wrap_for_training
+    from cyclegan.training.step import train_step
+    from step_setup import build_step
 
     step = train_step if path == "fast" else reference_step
+    setup = build_step(crop, batch, generator, device, amp=amp, compile=compile)
 
-    torch.manual_seed(0)
-    dev = torch.device(device)
-    nets = CycleGANNets.build(ModelConfig(generator=generator)).to(dev).train()
-    opts = Optimizers(
-        gen=torch.optim.Adam(nets.generator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-        disc=torch.optim.Adam(nets.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-    )
-    pools = Pools(ImagePool(50, seed=1), ImagePool(50, seed=2))
-    if amp and channels_last_pays(dev):
-        nets.to(memory_format=torch.channels_last)
-    run_nets = wrap_for_training(nets, ProcessGroup(), dev, compile=compile)
-    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
-    a = torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1
-    b = torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1
+    def one_step() -> dict:
+        with setup.autocast():
+            return step(setup.nets, setup.optimizers, setup.pools, setup.real_a, setup.real_b, LossConfig())
+
     for _ in range(warmup):
-        with autocast():
-            step(run_nets, opts, pools, a, b, LossConfig())
-    if dev.type == "cuda":
+        one_step()
+    if setup.real_a.is_cuda:
         torch.cuda.synchronize()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        with autocast():
-            losses = step(run_nets, opts, pools, a, b, LossConfig())
+        losses = one_step()
         float(losses["disc_b"])  # wait for the step to finish (the reference has already synced)
         times.append(time.perf_counter() - start)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
