@@ -25,8 +25,9 @@ class ReflectionPad2d(nn.ReflectionPad2d):
 
     CPU autocast lists reflection_pad2d as a float32 op, so under bfloat16 autocast every
     3x3 conv's input would be cast to float32 for the padding and straight back to
-    bfloat16 for the conv (measured: 15% of the --amp training step at 256 px on the
-    development CPU). Padding only copies values, so the forward result is the same; in
+    bfloat16 for the conv, and the float32 copies held for the backward (measured: peak
+    memory of the --amp training step at 256 px 1.95 -> 1.60 GB on the development CPU,
+    step time unchanged). Padding only copies values, so the forward result is the same; in
     the backward, the few border gradients that sum three or four terms can differ by
     one bfloat16 rounding.
     """
