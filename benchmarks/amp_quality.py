@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from cyclegan import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
 from cyclegan.evaluate import evaluate_run
+from cyclegan.rundir import RunDir
 from cyclegan.report import read_loss_log
 
 VARIANTS = {"fp32": (False, 0), "fp32_seed1": (False, 1), "amp": (True, 0)}
@@ -56,13 +57,13 @@ def main() -> None:
         )
         run_dir = train(cfg)
         metrics = evaluate_run(run_dir, size=args.load_size, progress=False)
-        log = read_loss_log(run_dir / "loss_log.csv")
+        log = read_loss_log(RunDir(run_dir).loss_log)
         # From the log rather than a wall clock, so a run resumed from its checkpoint still reports it.
         results[name] = {
             "amp": amp, "seed": seed, "seconds_per_step": float(np.mean(log["sec_per_step"])),
             "metrics": {d: {k: v for k, v in m.items() if isinstance(v, float)} for d, m in metrics.items()},
             "final_losses": {k: float(np.mean(log[k][-10:])) for k in log if k not in ("step", "epoch", "lr", "sec_per_step")},
-            "log": run_dir / "loss_log.csv",
+            "log": RunDir(run_dir).loss_log,
         }
         print(name, json.dumps(results[name]["metrics"]), flush=True)
 

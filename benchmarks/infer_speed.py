@@ -37,7 +37,7 @@ from cyclegan.config import ModelConfig
 from cyclegan.data.images import to_pil
 from cyclegan.nets import build_generator, size_multiple
 from cyclegan.precision import cpu_has_bf16
-from cyclegan.training.loop import pick_device
+from cyclegan.device import resolve_device
 from cyclegan.translate import Translator
 
 
@@ -106,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.sizes) < 1 or min(args.batches) < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("sizes, batches and repeats must be at least 1, warmup at least 0")
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     results = [row for size in args.sizes for row in measure(size, args.batches, args.warmup, args.repeats, device)]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# infer_speed {date.today()} {name} ({device}), torch {torch.__version__}, "

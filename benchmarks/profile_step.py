@@ -20,7 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from cyclegan.config import LossConfig
-from cyclegan.training.step import train_step
+from cyclegan.methods import train_step
 from step_setup import build_step
 
 

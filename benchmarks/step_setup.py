@@ -8,12 +8,12 @@ from typing import Callable, ContextManager
 
 import torch
 
-from cyclegan.config import ModelConfig
+from cyclegan.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from cyclegan.methods import Optimizers, Pools
 from cyclegan.models import CycleGANNets
-from cyclegan.pool import ImagePool
 from cyclegan.precision import channels_last_pays
 from cyclegan.training.distributed import ProcessGroup, wrap_for_training
-from cyclegan.training.step import Optimizers, Pools
+from cyclegan.training.state import TrainingState
 
 
 @dataclass
@@ -28,21 +28,18 @@ class StepInputs:
 
 def build_step(crop: int, batch: int, generator: str, device: str, amp: bool = False,
                compile: bool = False) -> StepInputs:
-    torch.manual_seed(0)
     dev = torch.device(device)
-    nets = CycleGANNets.build(ModelConfig(generator=generator)).to(dev).train()
+    # The training loop's own set-up (seed 0, Adam(2e-4, (0.5, 0.999)), pools of 50).
+    cfg = TrainConfig(model=ModelConfig(generator=generator), data=DataConfig(crop_size=crop),
+                      optim=OptimConfig(batch_size=batch))
+    state = TrainingState.build(cfg, dev)
     if amp and channels_last_pays(dev):
-        nets.to(memory_format=torch.channels_last)
-    optimizers = Optimizers(
-        gen=torch.optim.Adam(nets.generator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-        disc=torch.optim.Adam(nets.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-    )
-    pools = Pools(ImagePool(50, seed=1), ImagePool(50, seed=2))
+        state.nets.to(memory_format=torch.channels_last)
     autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     return StepInputs(
-        nets=wrap_for_training(nets, ProcessGroup(), dev, compile=compile),
-        optimizers=optimizers,
-        pools=pools,
+        nets=wrap_for_training(state.nets, ProcessGroup(), dev, compile=compile),
+        optimizers=state.optimizers,
+        pools=state.pools,
         real_a=torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1,
         real_b=torch.rand(batch, 3, crop, crop, device=dev) * 2 - 1,
         autocast=autocast,

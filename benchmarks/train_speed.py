@@ -28,7 +28,7 @@ def measure(crop: int, steps: int, warmup: int, generator: str, batch: int, devi
 
     from cyclegan.config import LossConfig
     from cyclegan.training.reference import reference_step
-    from cyclegan.training.step import train_step
+    from cyclegan.methods import train_step
     from step_setup import build_step
 
     step = train_step if path == "fast" else reference_step

@@ -25,8 +25,9 @@ import numpy as np
 from PIL import Image
 
 from cyclegan import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, train
-from cyclegan.config import with_method_defaults
+from cyclegan.methods import with_method_defaults
 from cyclegan.evaluate import evaluate_aligned_run
+from cyclegan.rundir import RunDir
 from cyclegan.report import read_loss_log
 
 ABLATIONS = {"full": "CycleGAN (full)", "cycle_only": "Cycle alone", "gan_only": "GAN alone",
@@ -112,17 +113,17 @@ def main() -> None:
         scores = evaluate_aligned_run(run_dir, labels="B", fid_method="fast", progress=False, size=args.load_size)
         for direction in ("AtoB", "BtoA"):
             scores[direction]["spread"] = spread(Path(scores[direction]["fake_dir"]))
-        log = read_loss_log(run_dir / "loss_log.csv")
+        log = read_loss_log(RunDir(run_dir).loss_log)
         scores["train_minutes"] = minutes if minutes > 0.1 else rows.get(name, {}).get("train_minutes", minutes)
         scores["eval_minutes"] = (time.perf_counter() - start) / 60
         scores["steps"] = int(log["step"][-1])
         scores["method"] = cfg.model.method
         scores["batch_size"] = cfg.optim.batch_size
         rows[name] = scores
-        grid = sorted((run_dir / "samples").glob("*.png"))[-1]
+        grid = RunDir(run_dir).sample_files()[-1][1]
         (args.docs / "images").mkdir(parents=True, exist_ok=True)
         Image.open(grid).save(args.docs / "images" / f"facades_{name}.png", optimize=True)
-        rows["real_spread"] = {"labels": spread(run_dir / "eval" / "real_B"), "photos": spread(run_dir / "eval" / "real_A")}
+        rows["real_spread"] = {"labels": spread(RunDir(run_dir).eval_dir / "real_B"), "photos": spread(RunDir(run_dir).eval_dir / "real_A")}
         results_path.write_text(json.dumps(rows, indent=2, default=str) + "\n")
         print(f"{name}: trained {minutes:.1f} min, photo->labels pixel acc {scores['AtoB']['per_pixel_acc']:.3f}, "
               f"labels->photo FID {scores['BtoA']['fid']:.1f}", flush=True)

@@ -27,6 +27,7 @@ from cyclegan import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfi
 from cyclegan.data.images import list_images, load_image
 from cyclegan.evaluate import evaluate_run
 from cyclegan.metrics import fid_kid
+from cyclegan.rundir import RunDir, weights_file
 from cyclegan.report import loss_terms, plot_terms, read_loss_log
 from cyclegan.translate import Translator
 
@@ -49,7 +50,7 @@ def resized_copies(files: list[Path], folder: Path, size: int) -> Path:
 
 
 def loss_plot(run_dir: Path, path: Path) -> None:
-    log = read_loss_log(run_dir / "loss_log.csv")
+    log = read_loss_log(RunDir(run_dir).loss_log)
     gen_terms, disc_terms = loss_terms(log)
     fig = Figure(figsize=(11, 3.6))
     FigureCanvasAgg(fig)
@@ -64,16 +65,16 @@ def loss_plot(run_dir: Path, path: Path) -> None:
 def checkpoint_trend(run_dir: Path, size: int) -> list[dict]:
     """FID/KID of each saved epoch checkpoint, both directions, on the resized test sets of evaluate_run."""
     rows = []
-    for checkpoint in sorted((run_dir / "checkpoints").glob("epoch_*")):
+    for checkpoint in sorted(RunDir(run_dir).checkpoints_dir.glob("epoch_*")):
         row: dict = {"epoch": int(checkpoint.name.split("_")[1])}
         for direction, gen, inputs, real in (("AtoB", "gen_ab", "input_A", "real_B"), ("BtoA", "gen_ba", "input_B", "real_A")):
-            out = run_dir / "eval" / "trend" / checkpoint.name / direction
-            source = run_dir / "eval" / f"{inputs}_{size}"
+            out = RunDir(run_dir).eval_dir / "trend" / checkpoint.name / direction
+            source = RunDir(run_dir).eval_dir / f"{inputs}_{size}"
             if not out.is_dir() or len(list(out.glob("*.png"))) != len(list(source.glob("*.png"))):
-                translator = Translator.from_weights(checkpoint / f"{gen}.safetensors", run_dir / "config.json",
+                translator = Translator.from_weights(weights_file(checkpoint, gen), RunDir(run_dir).config_file,
                                                      direction)
                 translator.translate_files([source], out, progress=False)  # epoch checkpoints never change
-            row[direction] = fid_kid(out, run_dir / "eval" / f"{real}_{size}", cache_dir=run_dir / "eval" / "features",
+            row[direction] = fid_kid(out, RunDir(run_dir).eval_dir / f"{real}_{size}", cache_dir=RunDir(run_dir).eval_dir / "features",
                                      progress=False)
         rows.append(row)
     return rows
@@ -133,7 +134,7 @@ def main() -> None:
     size = cfg.data.load_size
     results = evaluate_run(run_dir, size=size, fid_method="sqrtm", progress=False)
     root = Path(args.dataroot)
-    evaluated = run_dir / "eval"
+    evaluated = RunDir(run_dir).eval_dir
     references = {}  # per direction: the test inputs untranslated, and real training images of the target
     for direction, source, target, n in (("AtoB", "A", "B", 140), ("BtoA", "B", "A", 120)):
         real = evaluated / f"real_{target}_{size}"
@@ -143,7 +144,7 @@ def main() -> None:
             "real": fid_kid(train_copies, real, cache_dir=None, progress=False),
         }
     trend = checkpoint_trend(run_dir, size)
-    log = read_loss_log(run_dir / "loss_log.csv")
+    log = read_loss_log(RunDir(run_dir).loss_log)
     for r in results.values():  # machine-specific paths: kept relative to the run directory
         r["fake_dir"], r["real_dir"] = (str(Path(r[k]).relative_to(run_dir)) for k in ("fake_dir", "real_dir"))
     out = {"config": cfg.to_dict(), "steps": int(log["step"][-1]), "hours": float(np.sum(log["sec_per_step"]) * 100 / 3600),

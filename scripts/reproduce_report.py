@@ -38,8 +38,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cyclegan import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, Translator, train
 from cyclegan.data.images import load_image, to_tensor
-from cyclegan.data.toy import MANIFEST, classify_shape, make_colour_grey_dataset, make_shapes_dataset, shape_stats
-from cyclegan.report import LOG_FILE, plot_terms, read_loss_log, sliding_mean
+from toy_data import MANIFEST, classify_shape, make_colour_grey_dataset, make_shapes_dataset, shape_stats
+from cyclegan.report import plot_terms, read_loss_log, sliding_mean
+from cyclegan.rundir import RunDir
 
 # Column order of the report's Figures 7-8: default second, then batch norm, constant, decay, vanilla.
 VARIANTS = ("default", "batchnorm", "constant_lr", "decay_from_start", "vanilla_no_pool")
@@ -147,11 +148,11 @@ def variant_config(base: TrainConfig, name: str) -> TrainConfig:
 def train_timed(cfg: TrainConfig, timings: dict[str, Any], timings_path: Path) -> Path:
     """train(cfg); record the wall time when this call trained anything (a finished run is reused)."""
     run_dir = cfg.run_dir()
-    before = len(read_loss_log(run_dir / LOG_FILE).get("step", ()))
+    before = len(read_loss_log(RunDir(run_dir).loss_log).get("step", ()))
     start = time.perf_counter()
     train(cfg)
     wall = time.perf_counter() - start
-    log = read_loss_log(run_dir / LOG_FILE)
+    log = read_loss_log(RunDir(run_dir).loss_log)
     if len(log["step"]) > before:
         entry = timings.get(cfg.run.name, {"wall_s": 0.0})
         timings[cfg.run.name] = {"wall_s": entry["wall_s"] + wall, "steps": int(log["step"][-1])}
@@ -916,7 +917,7 @@ def main() -> None:
 
     # ---- evaluation and figures
     eval_start = time.perf_counter()
-    logs = {key: read_loss_log(run_dir / LOG_FILE) for key, run_dir in run_dirs.items()}
+    logs = {key: read_loss_log(RunDir(run_dir).loss_log) for key, run_dir in run_dirs.items()}
     shapes_metrics, shapes_arrays = eval_shapes(run_dirs["shapes"], shapes_root, args.n_eval, args.shape_size)
     shapes_figures(shapes_arrays, images)
     loss_figure(logs["shapes"], "circles <-> squares", images / "report_losses_shapes.png")

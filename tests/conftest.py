@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ from PIL import Image
 from cyclegan.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# scripts/ holds what only scripts and tests use (the report's toy data sets), outside the package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
 def _inception_weights_installed() -> bool:

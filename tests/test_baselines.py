@@ -15,13 +15,13 @@ from PIL import Image
 from conftest import tiny_config
 from cyclegan import ConfigError, Translator, train
 from cyclegan.cli import main
-from cyclegan.config import DataConfig, LossConfig, ModelConfig, TrainConfig, with_method_defaults
+from cyclegan.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from cyclegan.models import CycleGANNets
 from cyclegan.nets.coupled import CoupledGenerators, LatentInversion
-from cyclegan.pool import ImagePool
 from cyclegan.report import read_loss_log, write_report
-from cyclegan.training.methods import METHODS
-from cyclegan.training.step import Optimizers, Pools
+from cyclegan.methods import METHODS, check_config, with_method_defaults
+from cyclegan.methods import Optimizers, Pools
+from cyclegan.training.state import TrainingState
 
 BASELINES = ("pix2pix", "simgan", "bigan", "cogan")
 
@@ -49,11 +49,8 @@ def baseline_config(method: str, tmp_path: Path, unaligned: Path, **run) -> Trai
 
 
 def _nets_and_optimizers(cfg: TrainConfig) -> tuple[CycleGANNets, Optimizers, Pools]:
-    torch.manual_seed(0)
-    nets = CycleGANNets.build(cfg.model, image_size=cfg.data.crop_size)
-    opts = Optimizers(gen=torch.optim.Adam(nets.generator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-                      disc=torch.optim.Adam(nets.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999)))
-    return nets, opts, Pools(ImagePool(cfg.optim.pool_size, seed=1), ImagePool(cfg.optim.pool_size, seed=2))
+    state = TrainingState.build(cfg)
+    return state.nets, state.optimizers, state.pools
 
 
 @pytest.mark.parametrize("method", BASELINES)
@@ -108,7 +105,7 @@ def test_method_defaults_follow_each_baseline():
 ])
 def test_invalid_method_settings_are_refused(change, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        dataclasses.replace(TrainConfig(), **change).validate()
+        check_config(dataclasses.replace(TrainConfig(), **change))
 
 
 @pytest.mark.parametrize("method", BASELINES)

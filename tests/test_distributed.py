@@ -16,7 +16,7 @@ from conftest import make_images, tiny_config
 from cyclegan import CycleGANNets, TrainConfig, train
 from cyclegan.data import PairSampler
 from cyclegan.report import read_loss_log
-from cyclegan.training.checkpoint import latest_checkpoint, load_nets, load_state
+from cyclegan.rundir import latest_checkpoint, load_nets, load_state
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
 

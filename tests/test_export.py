@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from cyclegan.config import ConfigError
-from cyclegan.export import ExportError, _cmd_export, add_export_parser, export_generator, verification_shapes
-from cyclegan.training.checkpoint import CheckpointError
+from cyclegan.cli import _cmd_export, build_parser
+from cyclegan.export import ExportError, export_generator, verification_shapes
+from cyclegan.rundir import CheckpointError
 from cyclegan.training.loop import train
 from cyclegan.translate import Translator
 
@@ -25,9 +26,7 @@ def run_dir(tmp_path_factory):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cyclegan")
-    add_export_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
 
 
 def _eager(run_dir, direction, x):

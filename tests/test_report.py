@@ -18,10 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan import report
+from cyclegan import cli
 from cyclegan.config import ConfigError, RunConfig, TrainConfig
-from cyclegan.report import ReportRefresher, add_report_parser, read_loss_log, sliding_mean, write_report
-from cyclegan.training.checkpoint import CheckpointError
+from cyclegan.cli import build_parser
+from cyclegan.report import ReportRefresher, read_loss_log, sliding_mean, write_report
+from cyclegan.report import read as report_read
+from cyclegan.report import refresher as report_refresher
+from cyclegan.rundir import CheckpointError
 
 COLUMNS = ["step", "epoch", "lr", "sec_per_step", "gan_ab", "gan_ba", "cycle_a", "cycle_b", "idt_a", "idt_b",
            "disc_a", "disc_b"]
@@ -139,7 +142,7 @@ def test_page_stays_small_with_many_large_grids(tmp_path):
     assert len(page.encode()) < 1_500_000
     assert "newest 6 of 50 grids" in page
     thumbs = [img for kind, img in embedded_images(page) if kind == "jpeg"]
-    assert len(thumbs) == 6 and all(t.width <= report.THUMB_SIZE[0] and t.height <= report.THUMB_SIZE[1] for t in thumbs)
+    assert len(thumbs) == 6 and all(t.width <= report_read.THUMB_SIZE[0] and t.height <= report_read.THUMB_SIZE[1] for t in thumbs)
     # asking for all 50 still gives a small page: older grids beyond the byte budget are left out
     page = write_report(run, max_grids=50).read_text()
     assert len(page.encode()) < 1_500_000
@@ -175,7 +178,7 @@ def test_not_a_run_directory(tmp_path):
 
 
 def test_refresher_never_blocks_and_writes_at_close(run_dir, monkeypatch):
-    real = report.write_report
+    real = report_refresher.write_report
     release = threading.Event()
     calls = []
 
@@ -185,7 +188,7 @@ def test_refresher_never_blocks_and_writes_at_close(run_dir, monkeypatch):
             release.wait(10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(report, "write_report", slow)
+    monkeypatch.setattr(report_refresher, "write_report", slow)
     refresher = ReportRefresher(run_dir, every_steps=10)
     assert refresher.maybe_refresh(5) is False  # not due
     assert refresher.maybe_refresh(10) is True
@@ -203,7 +206,7 @@ def test_refresher_warns_once_and_goes_on(run_dir, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(report, "write_report", broken)
+    monkeypatch.setattr(report_refresher, "write_report", broken)
     refresher = ReportRefresher(run_dir, every_steps=1)
     with pytest.warns(RuntimeWarning, match="disk full") as record:
         for step in range(1, 4):
@@ -222,14 +225,12 @@ def test_refresher_every_zero_writes_only_at_close(run_dir):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cyclegan")
-    add_report_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
 
 
 def test_cli_report(run_dir, capsys, monkeypatch):
     opened = []
-    monkeypatch.setattr(report.webbrowser, "open", opened.append)
+    monkeypatch.setattr(cli.webbrowser, "open", opened.append)
     args = _parser().parse_args(["report", str(run_dir), "--max-grids", "2", "--open"])
     assert args.func(args) == 0
     assert capsys.readouterr().out.strip() == str(run_dir / "report.html")

@@ -3,25 +3,19 @@ import dataclasses
 import pytest
 import torch
 
-from cyclegan.config import LossConfig, ModelConfig
-from cyclegan.models import CycleGANNets
-from cyclegan.pool import ImagePool
-from cyclegan.training.step import LOSS_NAMES, Optimizers, Pools, train_step
+from cyclegan.config import DataConfig, LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from cyclegan.methods import LOSS_NAMES, train_step
+from cyclegan.training.state import TrainingState
 
 TINY = ModelConfig(generator="resnet_6blocks", ngf=4, ndf=4)
 
 
 def _setup(seed=0, model=TINY, dtype=torch.float32):
-    torch.manual_seed(seed)
-    nets = CycleGANNets.build(model)
-    for net in nets.by_name().values():
-        net.to(dtype)
-    opts = Optimizers(
-        gen=torch.optim.Adam(nets.generator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-        disc=torch.optim.Adam(nets.discriminator_parameters(), lr=2e-4, betas=(0.5, 0.999)),
-    )
-    pools = Pools(ImagePool(2, seed=1), ImagePool(2, seed=2))
-    return nets, opts, pools
+    """The training loop's own set-up (`TrainingState.build`): seeded networks, Adam, pools of 2."""
+    cfg = TrainConfig(model=model, data=DataConfig(crop_size=32), optim=OptimConfig(pool_size=2),
+                      run=RunConfig(seed=seed))
+    state = TrainingState.build(cfg, dtype=dtype)
+    return state.nets, state.optimizers, state.pools
 
 
 def _batch(seed=0, channels_a=3, channels_b=3, dtype=torch.float32):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sqlite3
@@ -12,7 +11,7 @@ import pytest
 
 from cyclegan.config import ConfigError
 from cyclegan.data.images import DatasetError
-from cyclegan.study import add_study_parsers
+from cyclegan.cli import build_parser
 from cyclegan.study import db as studydb
 from cyclegan.study.protocol import (
     MIN_IMAGES, N_PRACTICE, N_SCORED, N_TRIALS, assign_algorithm, fake_chosen, mean_and_stderr, plan_trials, summarize,
@@ -292,9 +291,7 @@ def _hand_made_db(path: Path) -> None:
 
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(prog="cyclegan")
-    add_study_parsers(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_results_of_hand_made_db(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The report's toy data sets (cyclegan.data.toy): layout, content, determinism, shape descriptors."""
+"""The report's toy data sets (scripts/toy_data.py): layout, content, determinism, shape descriptors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PIL import Image
 
 from cyclegan import DataConfig
 from cyclegan.data import UnalignedDataset
-from cyclegan.data.toy import (
+from toy_data import (
     chroma, classify_shape, make_colour_grey_dataset, make_shapes_dataset, shape_stats,
 )
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from cyclegan import precision
 from cyclegan.config import ConfigError, TrainConfig
 from cyclegan.report import read_loss_log
-from cyclegan.training.checkpoint import CheckpointError, latest_checkpoint, load_state
+from cyclegan.rundir import CheckpointError, latest_checkpoint, load_state
 from cyclegan.training.loop import train
 
 from conftest import tiny_config
@@ -117,31 +117,6 @@ def test_workers_give_the_same_run(unaligned_root, tmp_path):
                                        run=dataclasses.replace(cfg.run, checkpoints_dir=str(tmp_path / "w2")))
     a, b = _weights(train(cfg)), _weights(train(with_workers))
     assert all(torch.equal(a["gen_ab"][k], b["gen_ab"][k]) for k in a["gen_ab"])
-
-
-def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(unaligned_root, tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    runs = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "cyclegan.cli", "train", str(unaligned_root), "--name", "sig",
-           "--checkpoints-dir", str(runs), "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
-           "--crop-size", "32", "--load-size", "36", "--num-workers", "0", "--no-progress",
-           "--n-epochs", "500", "--n-epochs-decay", "0", "--print-freq", "1", "--save-latest-freq", "100000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = runs / "sig" / "loss_log.csv"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 3):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "--resume" in out
-    ckpt = latest_checkpoint(runs / "sig")
-    step = load_state(ckpt)["progress"]["step"]
-    assert step >= 3
 
 
 def test_report_and_tensorboard_during_training(unaligned_root, tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.training.checkpoint import CheckpointError, latest_checkpoint
+from cyclegan.rundir import CheckpointError, latest_checkpoint
 from cyclegan.training.loop import train
 from cyclegan.translate import Translator, pad_to_multiple
 
@@ -48,7 +48,7 @@ def test_pil_and_tensor_api_agree(run_dir):
 def test_translation_is_the_trained_generator(run_dir):
     from cyclegan.models import CycleGANNets
     from cyclegan.config import TrainConfig
-    from cyclegan.training.checkpoint import load_nets
+    from cyclegan.rundir import load_nets
 
     nets = CycleGANNets.build(TrainConfig.load(run_dir / "config.json").model)
     load_nets(latest_checkpoint(run_dir), nets.by_name())

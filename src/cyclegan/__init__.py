@@ -17,7 +17,6 @@ from .config import (
 )
 from .data.demo import demo_config, demo_root
 from .models import CycleGANNets
-from .training.loop import train
 from .translate import Translator
 
 __version__ = "0.1.0"
@@ -26,3 +25,13 @@ __all__ = [
     "ConfigError", "CycleGANNets", "DataConfig", "LossConfig", "ModelConfig", "OptimConfig", "RunConfig",
     "TrainConfig", "Translator", "demo_config", "demo_root", "train", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # `cyclegan.train` is loaded on first use: inference (`import cyclegan.translate`, which
+    # imports this package first) must not load the training loop, its DataLoader and signals.
+    if name == "train":
+        from .training.loop import train
+
+        return train
+    raise AttributeError(f"module 'cyclegan' has no attribute {name!r}")

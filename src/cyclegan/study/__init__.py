@@ -1,13 +1,13 @@
 """Real-vs-fake perceptual study (the paper's AMT protocol, Table 1).
 
-`add_study_parsers` needs no Flask; the server (`cyclegan.study.app.create_app`) does.
+The commands need no Flask to be listed; the server (`cyclegan.study.app.create_app`) does.
 """
 
 from __future__ import annotations
 
-from .commands import StudyDependencyError, add_study_parsers
+from .commands import StudyDependencyError, serve_study, study_results
 
-__all__ = ["StudyDependencyError", "add_study_parsers", "create_app"]
+__all__ = ["StudyDependencyError", "create_app", "serve_study", "study_results"]
 
 
 def __getattr__(name: str):

@@ -129,8 +129,3 @@ def gather_to_main(obj: object, group: ProcessGroup) -> list[object] | None:
     out: list[object] | None = [None] * group.world_size if group.is_main else None
     dist.gather_object(obj, out, dst=0)
     return out
-
-
-def barrier(group: ProcessGroup) -> None:
-    if group.distributed:
-        dist.barrier()

@@ -13,7 +13,7 @@ import torch
 from ..config import LossConfig
 from ..losses import gan_loss, l1_loss
 from ..models import CycleGANNets
-from .step import Optimizers, Pools, set_requires_grad
+from ..methods import Optimizers, Pools, set_requires_grad
 
 
 def reference_step(nets: CycleGANNets, optimizers: Optimizers, pools: Pools, real_a: torch.Tensor,

@@ -3,8 +3,6 @@ reconstruction and identity mapping, one row per image and direction."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from PIL import Image, ImageDraw
 
@@ -60,9 +58,6 @@ def render_grid(groups: list[list[torch.Tensor]], headers: list[tuple[str, ...]]
     return canvas
 
 
-def save_sample_grid(nets: CycleGANNets, real_a: torch.Tensor, real_b: torch.Tensor, path: Path) -> Image.Image:
-    """Render the grid, save it as `path` and return it."""
-    grid = render_grid(cycle_rows(nets, real_a, real_b), [COLUMNS_A, COLUMNS_B])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path)
-    return grid
+def render_sample_grid(nets: CycleGANNets, real_a: torch.Tensor, real_b: torch.Tensor) -> Image.Image:
+    """The grid of the paper's Figure 4 for these images (written by `RunDir.save_sample`)."""
+    return render_grid(cycle_rows(nets, real_a, real_b), [COLUMNS_A, COLUMNS_B])

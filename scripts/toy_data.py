@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .images import list_images, load_image
+from cyclegan.data.images import list_images, load_image
 
-SPLITS = ("trainA", "trainB", "testA", "testB")
 MANIFEST = "manifest.json"
 
 # Below this mean channel spread (0-255) a photo is treated as already grey: it cannot serve as
