@@ -61,6 +61,7 @@ def test_sampler_splits_each_epoch_between_processes():
         PairSampler(3, 3, seed=0, world_size=2, batch_size=2)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_global_batch(even_root, tmp_path):
     runs = tmp_path / "runs"
     done = _torchrun(even_root, runs, "ddp", "--max-steps", "3")
@@ -83,6 +84,7 @@ def test_two_processes_match_one_process_with_the_global_batch(even_root, tmp_pa
     assert abs(single_log["cycle_a"][-1] - log["cycle_a"][-1]) < 1e-3  # logged losses: mean over processes
 
 
+@pytest.mark.slow
 def test_distributed_resume_continues_exactly(even_root, tmp_path):
     runs = tmp_path / "runs"
     assert _torchrun(even_root, runs, "straight", "--max-steps", "5").returncode == 0

@@ -33,7 +33,9 @@ TINY_ARGS = ["--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--cro
 LONG_ARGS = [*TINY_ARGS, "--n-epochs", "500", "--n-epochs-decay", "0", "--print-freq", "1",
              "--save-latest-freq", "100000", "--save-epoch-freq", "1000", "--sample-freq", "100000",
              "--report-freq", "0"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+# absolute: the subprocesses run in other folders, and must import this tree's package
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
 
 
 def _cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -71,6 +73,7 @@ def _step(run_dir: Path) -> int:
 # ---------------------------------------------------------------- one writer per run directory
 
 
+@pytest.mark.slow
 def test_second_writer_is_refused_naming_the_holder(unaligned_root, tmp_path):
     runs = tmp_path / "runs"
     first = _start("train", str(unaligned_root), "--checkpoints-dir", str(runs), *LONG_ARGS)  # default --name
@@ -89,6 +92,7 @@ def test_second_writer_is_refused_naming_the_holder(unaligned_root, tmp_path):
     assert not (runs / "experiment" / "lock").exists()  # released at the end
 
 
+@pytest.mark.slow
 def test_stale_lock_of_a_dead_process_is_taken_over(unaligned_root, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -137,7 +141,7 @@ def small_disk(tmp_path):
     disk.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"mount not permitted here: {mounted.stderr.decode().strip()}")
     try:
@@ -154,13 +158,15 @@ def _fill(disk: Path, leave: int) -> Path:
     return ballast
 
 
+@pytest.mark.slow
 def test_full_disk_while_saving_a_checkpoint(unaligned_root, small_disk):
     args = ["train", str(unaligned_root), "--name", "f", "--checkpoints-dir", str(small_disk), *TINY_ARGS,
             "--save-latest-freq", "3", "--sample-freq", "1000", "--report-freq", "0"]
     assert _cli(*args, "--max-steps", "3").returncode == 0
     run_dir = small_disk / "f"
     size = sum(p.stat().st_size for p in (run_dir / "checkpoints" / "step_00000003").iterdir())
-    ballast = _fill(small_disk, leave=size // 2)  # room for log rows, not for a checkpoint
+    grid = (run_dir / "samples" / "step_00000003.png").stat().st_size  # the last step writes one too
+    ballast = _fill(small_disk, leave=grid + size // 2)  # room for the grid and log rows, not for a checkpoint
     full = _cli(*args, "--max-steps", "6")
     assert full.returncode == 2
     line = _one_error_line(full.stderr)
@@ -173,6 +179,7 @@ def test_full_disk_while_saving_a_checkpoint(unaligned_root, small_disk):
     assert _step(run_dir) == 6
 
 
+@pytest.mark.slow
 def test_full_disk_before_anything_is_written(unaligned_root, small_disk):
     _fill(small_disk, leave=0)
     full = _cli("train", str(unaligned_root), "--name", "g", "--checkpoints-dir", str(small_disk), *TINY_ARGS,
@@ -184,6 +191,7 @@ def test_full_disk_before_anything_is_written(unaligned_root, small_disk):
 # ---------------------------------------------------------------- the dataset changed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ["added", "removed", "renamed"])
 def test_changed_dataset_is_detected_and_can_continue_with_a_new_plan(unaligned_root, tmp_path, change):
     args = ["train", str(unaligned_root), "--name", "d", "--checkpoints-dir", str(tmp_path / "runs"), *TINY_ARGS,
@@ -214,6 +222,7 @@ def test_changed_dataset_is_detected_and_can_continue_with_a_new_plan(unaligned_
 # ---------------------------------------------------------------- signals and dead workers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_signal_exits_non_zero_after_a_checkpoint(unaligned_root, tmp_path, sig, status):
     runs = tmp_path / "runs"
@@ -257,6 +266,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_killed_loader_worker_checkpoints_the_last_step(unaligned_root, tmp_path):
     runs = tmp_path / "runs"
     proc = _start("train", str(unaligned_root), "--name", "w", "--checkpoints-dir", str(runs), *LONG_ARGS,
@@ -278,6 +288,7 @@ def test_killed_loader_worker_checkpoints_the_last_step(unaligned_root, tmp_path
 # ---------------------------------------------------------------- where a run lives
 
 
+@pytest.mark.slow
 def test_dataroot_is_kept_absolute_and_the_run_resumes_from_anywhere(unaligned_root, tmp_path):
     (tmp_path / "elsewhere").mkdir()
     first = _cli("train", "data", "--name", "a", "--checkpoints-dir", str(tmp_path / "runs"), *TINY_ARGS,

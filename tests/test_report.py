@@ -287,6 +287,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian Chromium at /usr/bin/chromium: apt-get install -y chromium")
 @pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="needs Playwright: pip install playwright")
 def test_report_renders_in_chromium(run_dir, tmp_path):
@@ -318,6 +319,7 @@ def test_report_renders_in_chromium(run_dir, tmp_path):
     assert arr.std() > 10 and (arr < 100).mean() > 0.01  # not blank: text, plots and grids drawn
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian Chromium at /usr/bin/chromium: apt-get install -y chromium")
 @pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="needs Playwright: pip install playwright")
 def test_report_of_a_real_short_run_opens_in_chromium(unaligned_root, tmp_path):

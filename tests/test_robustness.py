@@ -51,6 +51,7 @@ def _latest_step(run_dir) -> int:
     return int(name.split("_")[1]) if name.startswith("step_") else -1
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_equals_straight_run(unaligned_root, tmp_path):
     """Kill a run (checkpointing every step) again and again at random points, writes
     included; rerunning the same command must end with exactly the weights of a run
@@ -264,6 +265,7 @@ def test_out_of_memory_suggests_what_to_lower(unaligned_root, tmp_path, monkeypa
     assert len(err.splitlines()) == 1 and "--crop-size" in err and "--batch-size" in err
 
 
+@pytest.mark.slow
 def test_corrupt_file_found_by_a_worker_is_one_line(unaligned_root, tmp_path):
     path = unaligned_root / "trainB" / "img_003.png"
     path.write_bytes(path.read_bytes()[:200])  # header fine, pixels cut: found only when decoded

@@ -48,6 +48,7 @@ def server(tmp_path):
         thread.join(timeout=5)
 
 
+@pytest.mark.slow
 def test_browser_completes_a_session(server):
     from playwright.sync_api import expect, sync_playwright
 

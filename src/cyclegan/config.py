@@ -227,6 +227,11 @@ class TrainConfig:
             (self.loss.lambda_a >= 0, "loss.lambda_a", "must be >= 0"),
             (self.loss.lambda_b >= 0, "loss.lambda_b", "must be >= 0"),
             (self.loss.lambda_identity >= 0, "loss.lambda_identity", "must be >= 0"),
+            (
+                self.loss.lambda_identity == 0 or self.model.input_nc == self.model.output_nc,
+                "loss.lambda_identity",
+                "must be 0 when the two domains have different channel counts",
+            ),
             (self.optim.lr > 0, "optim.lr", "must be positive"),
             (0 <= self.optim.beta1 < 1, "optim.beta1", "must be in [0, 1)"),
             (0 <= self.optim.beta2 < 1, "optim.beta2", "must be in [0, 1)"),

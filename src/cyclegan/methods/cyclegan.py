@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import torch
 
-from ..config import LossConfig, TrainConfig
+from ..config import LossConfig
 from ..losses import gan_loss, l1_loss
 from ..models import CycleGANNets
-from .base import Method, Optimizers, Pools, discriminator_step, fuse_passes, passes, require, set_requires_grad
+from .base import Method, Optimizers, Pools, discriminator_step, fuse_passes, passes, set_requires_grad
 
 LOSS_NAMES = ("gan_ab", "gan_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "disc_a", "disc_b")
 
@@ -85,11 +85,6 @@ class CycleGAN(Method):
     name = "cyclegan"
     title = "CycleGAN"
     loss_names = LOSS_NAMES
-
-    def check(self, cfg: TrainConfig) -> None:
-        super().check(cfg)
-        require(cfg.loss.lambda_identity == 0 or cfg.model.input_nc == cfg.model.output_nc, "loss.lambda_identity",
-                "must be 0 when the two domains have different channel counts")
 
     def step(self, nets, optimizers, pools, real_a, real_b, cfg):
         return train_step(nets, optimizers, pools, real_a, real_b, cfg)
