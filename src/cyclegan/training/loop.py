@@ -7,6 +7,7 @@ import shlex
 import signal
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -116,12 +117,8 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
         close_process_group(group)
 
 
-def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, group: ProcessGroup,
-           device_name: str, typed_dataroot: str | None, say) -> Path:
-    main_process = group.is_main
-    method = METHODS[cfg.model.method]
-    if main_process:
-        run.clean_temporary()
+def _checkpoint_to_resume(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, say) -> Path | None:
+    """The checkpoint this run continues from (None: a new run), or RunDirError saying why not."""
     checkpoint = run.latest_checkpoint(notify=say)
     if resume:
         if checkpoint is None:
@@ -138,19 +135,31 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
                 f"{str(err).split(': ', 1)[-1]}; pass --resume (and --override-config) to continue it, "
                 "or choose another --name"
             ) from None
-        resume = True
-    if resume:
+    if checkpoint is not None:
         say(f"resuming {run.path} from {checkpoint.name}")
-    device = resolve_device(device_name)
-    if cfg.run.amp:
-        check_amp(device)
+    return checkpoint
 
-    # ---- data, and the dataset the run started on
+
+@dataclass
+class _Data:
+    root: Path
+    files: dict[str, list[str]]  # the dataset fingerprint kept in the run directory
+    changes: list[str]  # how the files differ from the run's start (accepted with --override-config)
+    sampler: PairSampler
+    loader: DataLoader
+    epoch_length: int  # items of each epoch's plan used by all processes together
+    steps_per_epoch: int
+    sample_a: torch.Tensor  # the fixed images of the sample grids
+    sample_b: torch.Tensor
+
+
+def _data(cfg: TrainConfig, run: RunDir, resuming: bool, override_config: bool, group: ProcessGroup,
+          device: torch.device, say) -> _Data:
     root = Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root()
     dataset = build_train_dataset(cfg.data, root, cfg.model.input_nc, cfg.model.output_nc)
     files = _file_lists(dataset, root)
-    saved_files = run.read_dataset() if resume else None
-    changes = dataset_changes(saved_files["files"], files) if saved_files else []
+    saved = run.read_dataset() if resuming else None
+    changes = dataset_changes(saved["files"], files) if saved else []
     if changes and not override_config:
         raise RunDirError(
             f"the dataset in {root} changed since this run started: {'; '.join(changes)}. Put it back, start a "
@@ -175,15 +184,49 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
         # or a resumed run (which creates one mid-epoch) would see other dropout masks.
         generator=torch.Generator().manual_seed(cfg.run.seed),
     )
-    epoch_length = sampler.epoch_length  # items of each epoch's plan used by all processes together
-    steps_per_epoch = math.ceil(epoch_length / (cfg.optim.batch_size * group.world_size))
     fixed = [dataset[(i % dataset.len_a, i % dataset.len_b, i)] for i in range(N_SAMPLES)]
-    sample_a = torch.stack([s["a"] for s in fixed]).to(device)
-    sample_b = torch.stack([s["b"] for s in fixed]).to(device)
+    return _Data(
+        root, files, changes, sampler, loader, sampler.epoch_length,
+        math.ceil(sampler.epoch_length / (cfg.optim.batch_size * group.world_size)),
+        torch.stack([s["a"] for s in fixed]).to(device), torch.stack([s["b"] for s in fixed]).to(device),
+    )
+
+
+def _restore(state: TrainingState, run: RunDir, checkpoint: Path, group: ProcessGroup, data: _Data, say) -> None:
+    """Load a checkpoint into `state`; a changed dataset (accepted) starts the next epoch."""
+    run.load_nets(checkpoint, state.nets.by_name())
+    state.load_state_dict(run.load_state(checkpoint), group.rank, group.world_size,
+                          where=str(run.state_file(checkpoint)))
+    progress = state.progress
+    if data.changes and progress.position > 0:
+        say(f"the dataset changed ({'; '.join(data.changes)}): epoch {progress.epoch} is cut short at step "
+            f"{progress.step}; epoch {progress.epoch + 1} starts with the files there now")
+        progress.epoch, progress.position = progress.epoch + 1, 0
+        state.window.clear()
+    elif progress.position > data.epoch_length:
+        raise RunDirError(f"{checkpoint} stands at item {progress.position} of an epoch that has "
+                          f"{data.epoch_length} items now: the dataset in {data.root} changed; put it back, or pass "
+                          "--resume --override-config to continue with a new plan from the next epoch")
+
+
+def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, group: ProcessGroup,
+           device_name: str, typed_dataroot: str | None, say) -> Path:
+    main_process = group.is_main
+    method = METHODS[cfg.model.method]
+    if main_process:
+        run.clean_temporary()
+    checkpoint = _checkpoint_to_resume(cfg, run, resume, override_config, say)
+    device = resolve_device(device_name)
+    if cfg.run.amp:
+        check_amp(device)
+
+    # ---- data, and the dataset the run started on
+    data = _data(cfg, run, checkpoint is not None, override_config, group, device, say)
+    sampler, loader, epoch_length = data.sampler, data.loader, data.epoch_length
 
     # ---- networks, optimisers, pools, progress
     state = TrainingState.build(cfg, device, rank=group.rank)
-    nets, progress = state.nets, state.progress
+    nets = state.nets
     if cfg.run.amp and channels_last_pays(device):
         nets.to(memory_format=torch.channels_last)  # the layout tensor cores want for convolutions
     step_nets = wrap_for_training(nets, group, device, compile=cfg.run.compile)  # same weights as `nets`
@@ -191,24 +234,13 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
         # Same initial weights everywhere (seeded above; DDP also broadcasts rank 0's), then
         # each process draws its own dropout masks and latent codes.
         torch.manual_seed(cfg.run.seed + 7919 * group.rank)
-    if resume:
-        run.load_nets(checkpoint, nets.by_name())
-        state.load_state_dict(run.load_state(checkpoint), group.rank, group.world_size,
-                              where=str(run.state_file(checkpoint)))
-        progress = state.progress
-        if changes and progress.position > 0:
-            say(f"the dataset changed ({'; '.join(changes)}): epoch {progress.epoch} is cut short at step "
-                f"{progress.step}; epoch {progress.epoch + 1} starts with the files there now")
-            progress.epoch, progress.position = progress.epoch + 1, 0
-            state.window.clear()
-        elif progress.position > epoch_length:
-            raise RunDirError(f"{checkpoint} stands at item {progress.position} of an epoch that has "
-                              f"{epoch_length} items now: the dataset in {root} changed; put it back, or pass "
-                              "--resume --override-config to continue with a new plan from the next epoch")
+    if checkpoint is not None:
+        _restore(state, run, checkpoint, group, data, say)
+    progress = state.progress
 
     if main_process:
         run.write_config(cfg)
-        run.write_dataset({"root": str(root), "as_typed": typed_dataroot, "files": files})
+        run.write_dataset({"root": str(data.root), "as_typed": typed_dataroot, "files": data.files})
     log = LossLog(run, method.loss_names, progress.step, cfg.run.print_freq) if main_process else None
     board = TensorBoardLogger(run.tensorboard_dir) if cfg.run.tensorboard and main_process else None
 
@@ -223,7 +255,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
         if main_process:
             run.save_checkpoint(nets.by_name(), state.state_dict(every_rank), name)
 
-    total_steps = cfg.total_epochs * steps_per_epoch
+    total_steps = cfg.total_epochs * data.steps_per_epoch
     if cfg.run.max_steps is not None:
         total_steps = min(total_steps, cfg.run.max_steps)
     if progress.step >= total_steps:
@@ -293,7 +325,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
                         if board is not None:
                             board.log_losses(progress.step, means, lr, elapsed / steps_in_row)
                 if main_process and (progress.step % cfg.run.sample_freq == 0 or progress.step == total_steps):
-                    grid = render_sample_grid(nets, sample_a, sample_b)
+                    grid = render_sample_grid(nets, data.sample_a, data.sample_b)
                     run.save_sample(grid, progress.step)
                     if board is not None:
                         board.log_image(progress.step, "samples", grid)
