@@ -293,8 +293,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
                 real_a = batch["a"].to(device, non_blocking=True)
                 real_b = batch["b"].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.run.amp):
-                    losses = METHODS[cfg.model.method].step(step_nets, state.optimizers, state.pools,
-                                                            real_a, real_b, cfg.loss)
+                    losses = method.step(step_nets, state.optimizers, state.pools, real_a, real_b, cfg.loss)
                 recent.append(torch.stack([losses[k] for k in method.loss_names]))
                 progress.step += 1
                 progress.position += real_a.shape[0] * group.world_size
