@@ -108,6 +108,7 @@ def test_invalid_method_settings_are_refused(change, message):
         check_config(dataclasses.replace(TrainConfig(), **change))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", BASELINES)
 def test_train_resume_and_translate(method, tmp_path, unaligned_root):
     cfg = baseline_config(method, tmp_path, unaligned_root, max_steps=3)
@@ -183,6 +184,7 @@ def test_cli_method_option_applies_the_baseline_defaults(tmp_path, unaligned_roo
     assert saved["data"]["paired"] is True and saved["loss"]["lambda_l1"] == 100.0 and saved["optim"]["pool_size"] == 0
 
 
+@pytest.mark.slow
 def test_cogan_cannot_be_exported(tmp_path, unaligned_root):
     pytest.importorskip("onnx")
     from cyclegan.export import ExportError, export_generator

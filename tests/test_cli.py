@@ -48,6 +48,7 @@ def test_translate_bad_run_dir(tmp_path, capsys):
     assert code == 2 and "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_help_documents_defaults():
     out = subprocess.run([sys.executable, "-m", "cyclegan.cli", "train", "--help"], capture_output=True, text=True)
     assert out.returncode == 0

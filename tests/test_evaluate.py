@@ -2,6 +2,8 @@ import json
 from pathlib import Path
 
 
+import pytest
+
 from cyclegan.cli import main
 from cyclegan.evaluate import paired_folder_scores
 from cyclegan.training.loop import train
@@ -9,6 +11,7 @@ from cyclegan.training.loop import train
 from conftest import make_images, needs_inception, tiny_config
 
 
+@pytest.mark.slow
 @needs_inception
 def test_fake_real_form_writes_the_json_keys(tmp_path, capsys):
     make_images(tmp_path / "fake", 3, size=(32, 32), seed=1)
@@ -23,6 +26,7 @@ def test_fake_real_form_writes_the_json_keys(tmp_path, capsys):
     assert list((tmp_path / "cache").glob("*.npz"))  # the real set's features are cached
 
 
+@pytest.mark.slow
 @needs_inception
 def test_run_dir_protocol_both_directions(unaligned_root, tmp_path, capsys):
     run_dir = train(tiny_config(unaligned_root, tmp_path / "runs", max_steps=1))
@@ -63,6 +67,7 @@ def _aligned_labels_root(tmp_path):
     return root
 
 
+@pytest.mark.slow
 @needs_inception
 def test_aligned_run_gets_paired_metrics(tmp_path, capsys):
     import dataclasses
@@ -80,6 +85,7 @@ def test_aligned_run_gets_paired_metrics(tmp_path, capsys):
     assert "per_pixel_acc" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @needs_inception
 def test_size_option_translates_and_compares_at_that_size(unaligned_root, tmp_path):
     from PIL import Image
@@ -93,6 +99,7 @@ def test_size_option_translates_and_compares_at_that_size(unaligned_root, tmp_pa
             assert sizes == {(16, 16)}
 
 
+@pytest.mark.slow
 @needs_inception
 def test_aligned_size_keeps_label_colours_in_the_palette(tmp_path):
     import dataclasses

@@ -310,6 +310,7 @@ def test_cycle_error():
 # ---------------------------------------------------------------- the real network
 
 
+@pytest.mark.slow
 @needs_inception
 def test_end_to_end_with_real_inception(tmp_path):
     fake = make_images(tmp_path / "fake", 3, size=(24, 24), seed=11)  # noise

@@ -325,6 +325,7 @@ def test_copied_run_directory_resumes_under_its_new_name(unaligned_root, tmp_pat
 # ---------------------------------------------------------------- the loss log across a resume
 
 
+@pytest.mark.slow
 def test_loss_log_of_a_resumed_run_equals_an_unbroken_one(unaligned_root, tmp_path):
     def rows(run_dir):
         with open(run_dir / "loss_log.csv") as f:
