@@ -20,7 +20,9 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import ConfigError, ModelConfig, TrainConfig
-from .data.images import list_inputs, load_image, to_pil, to_tensor
+from .data.formats import domain_format
+from .data.images import list_inputs, to_pil, to_tensor
+from .data.native import DomainFormat, encode_image, image_tensor, output_suffix, preview, read_image
 from .models import build_translation_generator
 from .nets import size_multiple
 from .precision import channels_last_pays, check_amp
@@ -121,6 +123,7 @@ class Translator:
         device: torch.device,
         inverse: nn.Module | None = None,
         amp: bool = False,
+        formats: tuple[DomainFormat, DomainFormat] | None = None,
     ):
         if amp:
             check_amp(device)
@@ -133,6 +136,8 @@ class Translator:
         self.in_channels = in_channels
         self.device = device
         self.amp = amp
+        # how inputs are read and outputs written (default: 8-bit images, PNG out)
+        self.format_in, self.format_out = formats or (DomainFormat(in_channels), DomainFormat(3))
 
     @classmethod
     def from_run(
@@ -176,7 +181,8 @@ class Translator:
         inv = _load_generator(cfg, inverse, backward, dev) if inverse is not None else None
         # CoGAN's inversion resizes any input itself; convolutional generators need padding.
         multiple = 1 if cfg.model.method == "cogan" else size_multiple(cfg.model.generator)
-        return cls(gen, multiple, in_nc, dev, inv, amp)
+        formats = (domain_format(cfg, "A"), domain_format(cfg, "B"))
+        return cls(gen, multiple, in_nc, dev, inv, amp, formats if direction == "AtoB" else formats[::-1])
 
     @torch.no_grad()
     def translate_tensor(
@@ -300,16 +306,16 @@ class Translator:
         bar = tqdm(total=len(paths), disable=not progress, unit="img")
         tiling = {"tile": tile, "overlap": overlap, "tile_batch": batch_size}
         for path in paths:
-            img = load_image(path, self.in_channels)
+            img = read_image(path, self.format_in)  # a PIL image, or float planes beyond 8-bit RGB
             original = img.size
             if max_size is not None and max(original) > max_size:
                 scale = max_size / max(original)
                 img = img.resize((max(1, round(original[0] * scale)), max(1, round(original[1] * scale))), Image.BICUBIC)
             if tile is not None and max(img.size) > tile:
-                written += self._flush([(path, to_tensor(img), original)], targets, output_dir, cycle_view, bar, tiling)
+                written += self._flush([(path, image_tensor(img, self.format_in), original)], targets, output_dir, cycle_view, bar, tiling)
                 continue
             group = by_size[img.size]
-            group.append((path, to_tensor(img), original))
+            group.append((path, image_tensor(img, self.format_in), original))
             if len(group) == batch_size:
                 written += self._flush(group, targets, output_dir, cycle_view, bar, tiling)
                 group.clear()
@@ -331,14 +337,11 @@ class Translator:
         fake = fake.cpu()
         written = []
         for i, (path, tensor, original) in enumerate(group):
-            out = to_pil(fake[i])
-            if out.size != original:
-                out = out.resize(original, Image.BICUBIC)
-            target = output_dir / f"{targets[path]}.png"
-            out.save(target)
+            target = output_dir / f"{targets[path]}{output_suffix(self.format_out, path)}"
+            encode_image(fake[i], original, self.format_out, target)
             written.append(target)
             if rec is not None:
-                strip = [to_pil(tensor), to_pil(fake[i]), to_pil(rec[i])]
+                strip = [preview(tensor), preview(fake[i]), preview(rec[i])]
                 _side_by_side(strip).save(output_dir / "cycle" / f"{targets[path]}.png")
             bar.update(1)
         return written

@@ -20,6 +20,7 @@ from ..config import ConfigError, TrainConfig, config_diff
 from ..atomic import write_text_atomic
 from ..data import PairSampler, build_train_dataset, cache_if_it_fits
 from ..data.demo import demo_root
+from ..data.formats import domain_format, resolve_formats
 from ..models import CycleGANNets
 from ..pool import ImagePool
 from ..precision import channels_last_pays, check_amp
@@ -202,6 +203,10 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
     if group.distributed and cfg.model.method == "cogan":
         raise ConfigError("cogan trains on one process only (its two generators share one module); drop torchrun")
     main_process = group.is_main
+    # channels, pixel type and intensity range of each domain, from its files (8-bit RGB: unchanged)
+    cfg, format_notes = resolve_formats(cfg, Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root())
+    for note in format_notes if main_process else []:
+        print(note, flush=True)
     run_dir = cfg.run_dir()
     config_path = run_dir / "config.json"
     checkpoint = latest_checkpoint(run_dir)
@@ -230,7 +235,8 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
 
     # ---- data
     root = Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root()
-    dataset = build_train_dataset(cfg.data, root, cfg.model.input_nc, cfg.model.output_nc)
+    dataset = build_train_dataset(cfg.data, root, cfg.model.input_nc, cfg.model.output_nc,
+                                  formats=(domain_format(cfg, "A"), domain_format(cfg, "B")))
     # every process on this machine keeps its own copy
     cached = cache_if_it_fits(dataset, cfg.data.cache_images, copies=group.local_world_size)
     if cached and main_process:
