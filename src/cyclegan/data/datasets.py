@@ -21,8 +21,8 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..config import ConfigError, DataConfig
-from .images import BAD_IMAGE_HINT, DatasetError, ImageLoadError, check_image_header, list_images, load_image, to_tensor
-from .native import DomainFormat, image_tensor, read_image
+from .images import BAD_IMAGE_HINT, DatasetError, ImageLoadError, list_images, load_image, to_tensor
+from .native import DomainFormat, check_header, image_tensor, read_image
 from .transforms import crop_and_flip, resize, resized_size, sample_params
 
 Item = tuple[int, int, int]
@@ -49,7 +49,7 @@ def checked_files(folder: Path, cfg: DataConfig) -> list[Path]:
     """Images of `folder` whose header reads; bad ones raise (error mode) or are dropped with a warning (skip)."""
     good = []
     for path in list_images(folder, cfg.max_dataset_size):
-        problem = check_image_header(path)
+        problem = check_header(path)  # Pillow's header check; TIFFs through tifffile
         if problem is None:
             good.append(path)
         elif cfg.on_bad_image == "skip":

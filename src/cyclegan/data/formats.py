@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import ConfigError, TrainConfig
-from .images import DatasetError, list_images
+from .datasets import checked_files
+from .images import DatasetError
 from .native import DomainFormat, FileKind, domain_kind, dtype_range, percentile_range
 
 Domain = Literal["A", "B"]
@@ -59,7 +60,7 @@ def resolve_formats(cfg: TrainConfig, root: str | Path) -> tuple[TrainConfig, li
     notes = []
     for domain, folder, nc_field in (("A", folders[0], "input_nc"), ("B", folders[1], "output_nc")):
         side = domain.lower()
-        files = list_images(folder, data.max_dataset_size)
+        files = checked_files(folder, data)
         kind: FileKind = domain_kind(files)
         channels = getattr(model, nc_field) if kind.classic else kind.channels
         if kind.classic and channels not in (1, 3):

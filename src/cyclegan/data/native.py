@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import BAD_IMAGE_HINT, DatasetError, ImageLoadError, _DECODE_ERRORS, _reason, load_image, to_pil, to_tensor
+from .images import (
+    BAD_IMAGE_HINT, DatasetError, ImageLoadError, _DECODE_ERRORS, _reason, check_image_header, load_image, to_pil, to_tensor,
+)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 # Pillow modes of native single-channel files -> numpy dtype name.
@@ -86,10 +88,13 @@ def _tiff_layout(path: Path) -> tuple[tuple[int, ...], str, str]:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         shape, axes, dtype = tuple(series.shape), series.axes, series.dtype.name
-        pages = len(tif.series)
-    if pages > 1 or any(a not in "YXSC" for a in axes) or axes.count("S") + axes.count("C") > 1:
-        raise ImageLoadError(f"cannot read image {path}: a multi-page TIFF ({axes} {shape}); "
-                             "save one image per file (e.g. tifffile.imwrite per page)")
+        count = len(tif.series)
+    # One image per file: pages are refused unless the file itself labels them as channels
+    # (axes C, as ImageJ writes); an unlabelled page axis (Q) may be slices, times or bands.
+    if count > 1 or any(a not in "YXSC" for a in axes) or axes.count("S") + axes.count("C") > 1:
+        raise ImageLoadError(f"cannot read image {path}: a multi-page TIFF (axes {axes}, shape {shape}); one image "
+                             "per file is read: split the pages into files, or store bands as channels with "
+                             "tifffile.imwrite(path, hwc, photometric='minisblack', planarconfig='contig')")
     return shape, axes, dtype
 
 
@@ -98,21 +103,43 @@ def probe(path: str | Path) -> FileKind:
     path = Path(path)
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
-            shape, axes, dtype = _tiff_layout(path)
+            try:
+                shape, axes, dtype = _tiff_layout(path)
+            except ImageLoadError:
+                raise
+            except Exception:  # noqa: BLE001 - tifffile's parser errors vary; Pillow decides below
+                return _pil_kind(path, tiff=True)  # a TIFF Pillow reads (8-bit ones were read so before)
             channels = 1 if len(axes) == 2 else shape[axes.index("S" if "S" in axes else "C")]
             classic = dtype == "uint8" and channels in (1, 3) and axes[-1] in "XS"
             return FileKind(channels, dtype, classic, tiff=True)
         if _png_is_colour_16bit(path):
             raise ImageLoadError(f"cannot read image {path}: a 16-bit colour PNG, which Pillow can only read as "
                                  "8 bits; save it as a TIFF (tifffile.imwrite) to keep its depth")
-        with Image.open(path) as img:
-            if img.mode in _PIL_NATIVE:
-                return FileKind(1, _PIL_NATIVE[img.mode], classic=False, tiff=False)
-            return FileKind(len(img.getbands()), "uint8", classic=True, tiff=False)
+        return _pil_kind(path, tiff=False)
     except ImageLoadError:
         raise
     except (*_DECODE_ERRORS, RuntimeError) as err:
         raise ImageLoadError(f"cannot read image {path}: {_reason(err)} ({BAD_IMAGE_HINT})") from None
+
+
+def _pil_kind(path: Path, tiff: bool) -> FileKind:
+    with Image.open(path) as img:
+        if img.mode in _PIL_NATIVE:
+            return FileKind(1, _PIL_NATIVE[img.mode], classic=False, tiff=tiff)
+        return FileKind(len(img.getbands()), "uint8", classic=True, tiff=tiff)
+
+
+def check_header(path: Path) -> str | None:
+    """The problem of a file as a short phrase, from its header (TIFFs through tifffile), or None."""
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        problem = check_image_header(path)
+        if problem is not None:
+            return problem
+    try:
+        probe(path)
+    except ImageLoadError as err:
+        return str(err).split(f"{path}: ", 1)[-1]
+    return None
 
 
 def read_array(path: str | Path) -> np.ndarray:
@@ -126,7 +153,7 @@ def read_array(path: str | Path) -> np.ndarray:
             arr = tifffile.imread(path)
             if arr.ndim == 2:
                 arr = arr[:, :, None]
-            elif "C" in axes and axes.index("C") == 0:
+            elif axes[0] in "SC":  # planar (C, H, W) -> (H, W, C)
                 arr = np.moveaxis(arr, 0, -1)
             return arr
         with Image.open(path) as img:
@@ -240,8 +267,11 @@ def encode_image(t: torch.Tensor, size: tuple[int, int], fmt: DomainFormat, path
     if path.suffix == ".tif":
         import tifffile
 
-        photometric = "rgb" if arr.shape[2] == 3 else "minisblack"
-        tifffile.imwrite(path, arr[:, :, 0] if arr.shape[2] == 1 else arr, photometric=photometric)
+        if arr.shape[2] == 1:
+            tifffile.imwrite(path, arr[:, :, 0], photometric="minisblack")
+        else:  # one page, channels interleaved (YXS): read back as one N-channel image
+            tifffile.imwrite(path, arr, photometric="rgb" if arr.shape[2] == 3 else "minisblack",
+                             planarconfig="contig")
     else:
         Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(path, format="PNG")
 
