@@ -26,13 +26,17 @@ def add_study_parsers(sub: argparse._SubParsersAction) -> None:
         f"the first {N_PRACTICE} are practice with feedback, the next {N_SCORED} are scored. With several "
         f"--fake folders each participant is assigned one of them, round-robin. Each folder needs at least "
         f"{MIN_IMAGES} images (they are reused across trials); files without an image extension are ignored. "
-        "Answers are stored in the --db SQLite file; restarting on the same file continues the study.",
+        "Answers are stored in the --db SQLite file; restarting on the same file continues the study, "
+        "if the images are the same (their SHA-256 fingerprints are stored in it).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--real", type=Path, required=True, help="folder of real images")
     p.add_argument("--fake", type=Path, action="append", required=True,
                    help="folder of generated images of one algorithm; repeat for several algorithms")
     p.add_argument("--db", type=Path, default=Path("study.sqlite3"), help="SQLite file the answers are stored in")
+    p.add_argument("--new-study", action="store_true",
+                   help="start a new study on --db even if it holds one (the old file is renamed "
+                   "DB.YYYYmmdd-HHMMSS.old, never deleted); needed after the images changed")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable from the network)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--time-limit", type=float, default=None,
@@ -63,7 +67,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
         from .app import create_app
     except ImportError as err:
         raise StudyDependencyError(f"`cyclegan study` needs Flask ({err}); pip install 'flask>=2.3'") from None
-    app = create_app(args.real, args.fake, args.db, time_limit=args.time_limit, seed=args.seed)
+    app = create_app(args.real, args.fake, args.db, time_limit=args.time_limit, seed=args.seed,
+                     new_study=args.new_study)
     _check_port_free(args.host, args.port)
     try:
         server = make_server(args.host, args.port, app, threaded=True)
