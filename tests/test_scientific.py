@@ -278,3 +278,21 @@ def test_different_channel_counts_per_domain(tmp_path):
                  str(tmp_path / "o"), "--no-progress"]) == 0
     bands = tifffile.imread(tmp_path / "o" / "mr.tif")
     assert bands.dtype == np.float32 and bands.shape == (64, 64, 4)
+
+
+def test_8bit_path_matches_the_authors_golden_transforms():
+    """The 8-bit path through the new per-domain API gives the authors' get_transform tensors (all 40 cases)."""
+    from cyclegan.data.transforms import TransformParams, apply_transform
+
+    golden = SHARED_DATA.parent / "golden" / "transforms"
+    cases = torch.load(golden / "transforms.pt", weights_only=False)
+    assert len(cases) == 40
+    for case in cases:
+        fmt = DomainFormat(1 if case["grayscale"] else 3)
+        cfg = DataConfig(preprocess=case["preprocess"], load_size=case["load_size"], crop_size=case["crop_size"])
+        img = read_image(golden / case["image"], fmt)
+        assert isinstance(img, Image.Image)  # Pillow on 8-bit values, as before
+        params = TransformParams(*case["crop_pos"], bool(case["flip"]))
+        got = image_tensor(apply_transform(img, params, cfg), fmt)
+        assert got.shape == case["tensor"].shape
+        assert torch.allclose(got, case["tensor"], atol=1e-6), (case["image"], case["preprocess"])
