@@ -296,3 +296,14 @@ def test_8bit_path_matches_the_authors_golden_transforms():
         got = image_tensor(apply_transform(img, params, cfg), fmt)
         assert got.shape == case["tensor"].shape
         assert torch.allclose(got, case["tensor"], atol=1e-6), (case["image"], case["preprocess"])
+
+
+def test_evaluate_run_form_refuses_a_16bit_run_in_one_line(mrct, tmp_path):
+    from cyclegan.evaluate import evaluate_run
+
+    resolved, _ = resolve_formats(TrainConfig(data=DataConfig(dataroot=str(mrct))), mrct)
+    run = tmp_path / "run"
+    run.mkdir()
+    resolved.save(run / "config.json")
+    with pytest.raises(ConfigError, match="trained on 16-bit, float or N-channel images"):
+        evaluate_run(run, phase="train")

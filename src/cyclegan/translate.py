@@ -254,6 +254,9 @@ class Translator:
 
     def __call__(self, image, tile=None, overlap=None):
         if isinstance(image, Image.Image):
+            if not (self.format_in.classic and self.format_out.classic):
+                raise ConfigError("a PIL image in and out is for 8-bit models; for 16-bit, float or N-channel "
+                                  "models use translate_files, or tensors (cyclegan.data.native.image_tensor)")
             mode = "RGB" if self.in_channels == 3 else "L"
             x = to_tensor(image.convert(mode)).unsqueeze(0)
             return to_pil(self.translate_tensor(x, tile=tile, overlap=overlap)[0].cpu())
