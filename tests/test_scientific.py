@@ -307,3 +307,27 @@ def test_evaluate_run_form_refuses_a_16bit_run_in_one_line(mrct, tmp_path):
     resolved.save(run / "config.json")
     with pytest.raises(ConfigError, match="trained on 16-bit, float or N-channel images"):
         evaluate_run(run, phase="train")
+
+
+@pytest.mark.parametrize("dtype, channels", [("uint8", 4), ("uint16", 3), ("int16", 1), ("int32", 1),
+                                             ("uint32", 2), ("float32", 5)])
+def test_tiff_types_read_and_written_at_their_depth(tmp_path, dtype, channels):
+    """Real CT values scaled into each type, stored as an interleaved N-channel TIFF and back."""
+    ct = dicom("CT_small.dcm").astype(np.float64)
+    unit = (ct - ct.min()) / (ct.max() - ct.min())
+    top = {"uint8": 255, "uint16": 65535, "int16": 32767, "int32": 2**31 - 1, "uint32": 2**32 - 1, "float32": 1.0}[dtype]
+    arr = np.dstack([unit * top / (c + 1) for c in range(channels)])
+    arr = arr.astype(dtype) if dtype == "float32" else np.round(arr).astype(dtype)
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, arr[:, :, 0] if channels == 1 else arr, photometric="minisblack", planarconfig="contig")
+    kind = probe(path)
+    assert (kind.channels, kind.dtype, kind.classic) == (channels, dtype, False)
+    low, high = float(arr.min()), float(arr.max())
+    fmt = DomainFormat(channels, dtype, low, high, classic=False)
+    out = tmp_path / "out.tif"
+    encode_image(image_tensor(read_image(path, fmt), fmt), (128, 128), fmt, out)
+    back = tifffile.imread(out)
+    assert back.dtype == np.dtype(dtype) and back.reshape(128, 128, channels).shape == arr.shape
+    # float32 arithmetic between: exact to the level for <= 16 bits, to float32's 24 bits beyond
+    tolerance = 1 if dtype in ("uint8", "uint16", "int16") else (high - low) * 2e-7 if dtype != "float32" else 1e-6
+    assert np.abs(back.reshape(arr.shape).astype(np.float64) - arr.astype(np.float64)).max() <= tolerance
