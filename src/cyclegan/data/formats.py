@@ -4,6 +4,7 @@ training files once, stored in the run's config, and read back by translate."""
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -60,7 +61,9 @@ def resolve_formats(cfg: TrainConfig, root: str | Path) -> tuple[TrainConfig, li
     notes = []
     for domain, folder, nc_field in (("A", folders[0], "input_nc"), ("B", folders[1], "output_nc")):
         side = domain.lower()
-        files = checked_files(folder, data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # skipped files are reported once, by the dataset
+            files = checked_files(folder, data)
         kind: FileKind = domain_kind(files)
         channels = getattr(model, nc_field) if kind.classic else kind.channels
         if kind.classic and channels not in (1, 3):
