@@ -254,6 +254,12 @@ def test_train_and_translate_16bit_end_to_end(mrct, tmp_path, capsys):
     mr = tifffile.imread(tmp_path / "mr" / "ct_small.tif")  # TIFF in, TIFF out, in domain A's uint16
     assert mr.dtype == np.uint16 and mr.shape == (128, 128)
     assert len(np.unique(mr)) > 256  # not rounded through 8 bits
+    for extra in (["--max-size", "100"], ["--tile", "128"]):  # scaled back / tiled in float, then quantised
+        out = tmp_path / extra[0].strip("-")
+        assert main(["translate", run, str(mrct / "trainA" / "mr_overlay.png"), "--output-dir", str(out),
+                     "--no-progress", *extra]) == 0
+        ct = tifffile.imread(out / "mr_overlay.tif")
+        assert ct.dtype == np.int16 and ct.shape == (300, 484) and len(np.unique(ct)) > 256
 
 
 @pytest.mark.slow
