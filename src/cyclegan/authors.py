@@ -59,10 +59,13 @@ class GeneratorArch:
     norm: str  # instance or batch
     input_nc: int
     output_nc: int
+    dropout: bool | None  # ResNet: where the second conv of a block sits says it; U-Net: None (no trace)
 
     def model_config(self, base: ModelConfig | None = None) -> ModelConfig:
-        return dataclasses.replace(base or ModelConfig(), generator=self.generator, ngf=self.ngf, norm=self.norm,
-                                   input_nc=self.input_nc, output_nc=self.output_nc)
+        base = base or ModelConfig()
+        return dataclasses.replace(base, generator=self.generator, ngf=self.ngf, norm=self.norm,
+                                   input_nc=self.input_nc, output_nc=self.output_nc,
+                                   dropout=base.dropout if self.dropout is None else self.dropout)
 
 
 def _weights(sd: dict[str, torch.Tensor], key: str) -> torch.Tensor | None:
@@ -87,7 +90,10 @@ def infer_generator(sd: dict[str, torch.Tensor], source: str = "state_dict") -> 
         if norm == "instance" and "model.1.bias" not in sd:
             raise AuthorsFormatError(f"{source}: convolutions without bias and no norm weights (the authors' "
                                      "--norm none) is not supported")
-        return GeneratorArch(arch, first.shape[0], norm, first.shape[1], last.shape[0])
+        # A block is pad, conv, norm, relu, [dropout,] pad, conv, norm: dropout moves the second conv from 5 to 6.
+        dropout = any(re.fullmatch(r"model\.\d+\.conv_block\.6\.weight", k) for k in sd) and not any(
+            re.fullmatch(r"model\.\d+\.conv_block\.5\.weight", k) and sd[k].dim() == 4 for k in sd)
+        return GeneratorArch(arch, first.shape[0], norm, first.shape[1], last.shape[0], dropout)
     if "model.model.0.weight" in sd:
         first = sd["model.model.0.weight"]
         depth = max(k.split(".").count("model") for k in sd) - 1
@@ -97,7 +103,7 @@ def infer_generator(sd: dict[str, torch.Tensor], source: str = "state_dict") -> 
             raise AuthorsFormatError(unknown)
         norm = "batch" if any(k.endswith(".running_mean") and k.replace("running_mean", "weight") in sd
                               for k in sd) else "instance"
-        return GeneratorArch(arch, first.shape[0], norm, first.shape[1], up.shape[1])
+        return GeneratorArch(arch, first.shape[0], norm, first.shape[1], up.shape[1], None)
     raise AuthorsFormatError(unknown)
 
 
@@ -167,6 +173,11 @@ AUTHORS_DEFAULTS: dict[str, str] = {
     "lr_policy": "linear", "lr_decay_iters": "50", "lambda_A": "10.0", "lambda_B": "10.0",
     "lambda_identity": "0.5", "isTrain": "True",
 }
+MODEL_DEFAULTS: dict[str, dict[str, str]] = {
+    "cycle_gan": {"no_dropout": "True"},
+    "pix2pix": {"norm": "batch", "netG": "unet_256", "dataset_mode": "aligned", "pool_size": "0",
+                "gan_mode": "vanilla", "lambda_L1": "100.0"},
+}
 _FLAGS = {"no_dropout", "serial_batches", "no_flip", "verbose", "use_wandb", "no_html", "save_by_iter",
           "continue_train", "eval"}
 
@@ -206,6 +217,9 @@ def parse_opt_file(path: str | Path) -> dict[str, str]:
 def parse_argv(argv: list[str]) -> dict[str, str]:
     """The authors' `train.py` arguments (a trace's losses.json 'options') over their defaults."""
     opts = dict(AUTHORS_DEFAULTS)
+    model = argv[argv.index("--model") + 1] if "--model" in argv[:-1] else opts["model"]
+    # Their models' modify_commandline_options change some defaults before parsing.
+    opts.update(MODEL_DEFAULTS.get(model, {}))
     i = 0
     while i < len(argv):
         arg = argv[i]

@@ -136,7 +136,7 @@ def open_model(model: str | Path, direction: str = "AtoB", device: str = "auto",
         if with_inverse:
             raise ConfigError(f"--cycle needs both generators; zoo model {model} holds one")
         return _from_pth(fetch(str(model), progress), "AtoB", device, amp, options)
-    raise FileNotFoundError(f"{model} is not a file, a directory or a pretrained model name; pass a run directory, "
+    raise FileNotFoundError(f"{model} does not exist and is not a pretrained model name; pass a run directory, "
                             "a .pth/.safetensors generator, or a name from `cyclegan pretrained list`")
 
 
