@@ -254,6 +254,7 @@ def config_from_authors(opts: dict[str, str]) -> tuple[TrainConfig, dict[str, st
     silently dropped. Values we cannot reproduce (wgangp, plateau, a model other than
     cycle_gan/pix2pix) raise ConfigError with the option's name.
     """
+    given = set(opts)  # what the file or the arguments hold; the rest are their defaults
     opts = {**AUTHORS_DEFAULTS, **opts}
     mapped: dict[str, str] = {}
     ignored: dict[str, str] = {}
@@ -323,6 +324,8 @@ def config_from_authors(opts: dict[str, str]) -> tuple[TrainConfig, dict[str, st
             ignored[option] = "a test.py option"
         else:
             raise ConfigError(f"the authors' option {option} is not known here; it cannot be mapped or ignored safely")
+    mapped = {k: v for k, v in mapped.items() if k in given}
+    ignored = {k: v for k, v in ignored.items() if k in given}
     return TrainConfig(model=model, data=data, loss=loss, optim=optim, run=run), mapped, ignored
 
 
