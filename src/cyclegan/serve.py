@@ -41,7 +41,7 @@ def load_translators(model: str, device: str = "auto") -> dict:
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cyclegan: {title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 #drop {{ border: 2px dashed #888; border-radius: 8px; padding: 1.5em; text-align: center; margin: 1em 0; }}
