@@ -157,3 +157,29 @@ def test_the_page_in_a_browser(server, tmp_path):
                 page.screenshot(path=os.environ["CYCLEGAN_SCREENSHOT"], full_page=True)
         finally:
             browser.close()
+
+
+def test_the_command_serves_on_loopback(tmp_path):
+    """`cyclegan serve MODEL --port 0` in its own process: prints its URL, answers, stops on SIGINT."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "cyclegan", "serve", str(MODEL), "--port", "0", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving ") and "http://127.0.0.1:" in line, line + proc.stderr.read()
+        url = line.split()[3]
+        with urllib.request.urlopen(url + "api/info", timeout=30) as r:
+            assert json.load(r)["directions"] == ["AtoB"]
+        req = urllib.request.Request(url + "api/translate", data=HORSE.read_bytes(), method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert r.headers["Content-Type"] == "image/png" and Image.open(io.BytesIO(r.read())).size == (256, 256)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)

@@ -138,8 +138,11 @@ def create_app(translators: dict, title: str = "model", description: str = "", m
         direction = request.args.get("direction", next(iter(translators)))
         if direction not in translators:
             return error(f"direction {direction!r} is not available; this model has {', '.join(translators)}", 400)
-        upload = request.files.get("image")
-        data = upload.read() if upload is not None else request.get_data()
+        if request.mimetype == "multipart/form-data":
+            upload = request.files.get("image")
+            data = upload.read() if upload is not None else b""
+        else:  # the raw file as the body, whatever Content-Type the client put on it
+            data = request.get_data(parse_form_data=False)
         if not data:
             return error("no image: send it as the multipart field 'image' or as the request body", 400)
         try:
