@@ -183,3 +183,22 @@ def test_export_safetensors_with_json_then_translate_it(tmp_path, capsys):
                  "--no-progress"]) == 0
     for f in sorted(a.glob("*.png")):
         assert np.array_equal(np.asarray(Image.open(f)), np.asarray(Image.open(b / f.name)))
+
+
+def test_an_authors_run_directory_translates_both_ways_with_the_cycle(tmp_path):
+    run = GOLDEN / "default" / "checkpoints" / "golden"
+    out = tmp_path / "o"
+    assert main(["translate", str(run), str(GOLDEN / "zoo" / "input"), "--direction", "BtoA", "--cycle",
+                 "--output-dir", str(out), "--no-progress"]) == 0
+    assert len(list((out / "cycle").glob("*.png"))) == 4
+    t = Translator.from_pretrained(run, "BtoA", device="cpu")
+    want = torch.load(run / "10_net_G_B.pth", weights_only=True)["model.1.weight"].float()
+    assert torch.equal(t.generator.state_dict()["model.1.weight"], want)
+
+
+def test_a_grayscale_input_generator_from_a_pth(tmp_path):
+    path = tmp_path / "gray2rgb.pth"
+    torch.save(build_generator(ModelConfig(ngf=4, input_nc=1, output_nc=3), 1, 3).state_dict(), path)
+    for direction in ("AtoB", "BtoA"):  # one generator: the direction is a label, its input stays grayscale
+        t = Translator.from_pretrained(path, direction, device="cpu")
+        assert t.in_channels == 1 and t(Image.open(GOLDEN / "zoo" / "input" / "wide_200x128.png")).mode == "RGB"

@@ -114,17 +114,17 @@ def open_model(model: str | Path, direction: str = "AtoB", device: str = "auto",
             label, _ = choose_epoch(sets, path, None)
             forward, backward = ("G_A", "G_B") if direction == "AtoB" else ("G_B", "G_A")
             inverse = sets[label][backward] if with_inverse else None
-            return _from_pth(sets[label][forward], direction, device, amp, options, inverse)
+            return _from_pth(sets[label][forward], device, amp, options, inverse)
         raise CheckpointError(f"{path} is neither a run directory of ours (config.json) nor one of the authors' "
                               "code (*_net_G_A.pth); pass the folder `cyclegan train` wrote")
     if path.is_file():
         if with_inverse:
             raise ConfigError("--cycle needs both generators: pass a run directory instead of a weights file")
         if path.suffix == ".pth":
-            return _from_pth(path, direction, device, amp, options)
+            return _from_pth(path, device, amp, options)  # one generator: the direction is only a label
         if is_exported(path):
             net, info = load_exported(path)
-            return _translator(net, info.model_config(), info.direction, device, amp)
+            return _translator(net, info.model_config(), device, amp)
         if config is None:
             raise ConfigError(f"{path} has no {path.with_suffix('.json').name} beside it; pass --config "
                               "RUN_DIR/config.json, or export it with `cyclegan export --format safetensors`")
@@ -135,28 +135,27 @@ def open_model(model: str | Path, direction: str = "AtoB", device: str = "auto",
                               "counterpart from `cyclegan pretrained list`")
         if with_inverse:
             raise ConfigError(f"--cycle needs both generators; zoo model {model} holds one")
-        return _from_pth(fetch(str(model), progress), "AtoB", device, amp, options)
+        return _from_pth(fetch(str(model), progress), device, amp, options)
     raise FileNotFoundError(f"{model} does not exist and is not a pretrained model name; pass a run directory, "
                             "a .pth/.safetensors generator, or a name from `cyclegan pretrained list`")
 
 
-def _from_pth(path: Path, direction: str, device: str, amp: bool, options: ModelConfig | None,
-              inverse: Path | None = None):
+def _from_pth(path: Path, device: str, amp: bool, options: ModelConfig | None, inverse: Path | None = None):
     net, cfg, notes = load_generator(path, options)
     for note in notes[1:]:
         print(f"note: {note}")
     inv = load_generator(inverse, options)[0] if inverse is not None else None
-    return _translator(net, cfg, direction, device, amp, inv)
+    return _translator(net, cfg, device, amp, inv)
 
 
-def _translator(net, cfg: ModelConfig, direction: str, device: str, amp: bool, inverse=None):
+def _translator(net, cfg: ModelConfig, device: str, amp: bool, inverse=None):
     from .training.loop import pick_device
     from .translate import Translator
 
     dev = pick_device(device)
-    in_nc = cfg.input_nc if direction == "AtoB" else cfg.output_nc
     inv = inverse.to(dev).eval() if inverse is not None else None
-    return Translator(net.to(dev).eval(), size_multiple(cfg.generator), in_nc, dev, inv, amp)
+    # cfg describes this one generator (read from its file), so its input is cfg.input_nc whichever way it maps.
+    return Translator(net.to(dev).eval(), size_multiple(cfg.generator), cfg.input_nc, dev, inv, amp)
 
 
 # ---------------------------------------------------------------- command line
