@@ -202,3 +202,10 @@ def test_a_grayscale_input_generator_from_a_pth(tmp_path):
     for direction in ("AtoB", "BtoA"):  # one generator: the direction is a label, its input stays grayscale
         t = Translator.from_pretrained(path, direction, device="cpu")
         assert t.in_channels == 1 and t(Image.open(GOLDEN / "zoo" / "input" / "wide_200x128.png")).mode == "RGB"
+
+
+def test_a_folder_named_like_a_zoo_model_does_not_hide_it(mirror, tmp_path, monkeypatch, capsys):
+    (tmp_path / "horse2zebra" / "trainA").mkdir(parents=True)  # e.g. the dataset, downloaded here
+    monkeypatch.chdir(tmp_path)
+    t = Translator.from_pretrained("horse2zebra", device="cpu")
+    assert t.in_channels == 3 and "using the pretrained model horse2zebra" in capsys.readouterr().out

@@ -104,7 +104,10 @@ def open_model(model: str | Path, direction: str = "AtoB", device: str = "auto",
     from .translate import Translator
 
     path = Path(model)
-    if path.is_dir():
+    if path.is_dir() and str(model) in ZOO and not (path / "config.json").is_file() and not _authors_sets(path):
+        # e.g. a dataset folder of the same name in the current directory: the name means the zoo model
+        print(f"note: ./{model} is a folder but not a run; using the pretrained model {model}")
+    elif path.is_dir():
         if (path / "config.json").is_file():
             return Translator.from_run(path, direction, device, with_inverse=with_inverse, amp=amp)
         from .import_run import choose_epoch, find_weights
@@ -117,7 +120,7 @@ def open_model(model: str | Path, direction: str = "AtoB", device: str = "auto",
             return _from_pth(sets[label][forward], device, amp, options, inverse)
         raise CheckpointError(f"{path} is neither a run directory of ours (config.json) nor one of the authors' "
                               "code (*_net_G_A.pth); pass the folder `cyclegan train` wrote")
-    if path.is_file():
+    elif path.is_file():
         if with_inverse:
             raise ConfigError("--cycle needs both generators: pass a run directory instead of a weights file")
         if path.suffix == ".pth":
@@ -138,6 +141,12 @@ def open_model(model: str | Path, direction: str = "AtoB", device: str = "auto",
         return _from_pth(fetch(str(model), progress), device, amp, options)
     raise FileNotFoundError(f"{model} does not exist and is not a pretrained model name; pass a run directory, "
                             "a .pth/.safetensors generator, or a name from `cyclegan pretrained list`")
+
+
+def _authors_sets(path: Path) -> dict:
+    from .import_run import find_weights
+
+    return find_weights(path)
 
 
 def _from_pth(path: Path, device: str, amp: bool, options: ModelConfig | None, inverse: Path | None = None):

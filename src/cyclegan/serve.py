@@ -33,8 +33,11 @@ def load_translators(model: str, device: str = "auto") -> dict:
     """{direction: Translator}: both directions when MODEL holds both generators (a run directory)."""
     from .pretrained import open_model
 
+    from .import_run import find_weights
+
     translators = {"AtoB": open_model(model, "AtoB", device)}
-    if Path(model).is_dir():
+    path = Path(model)
+    if path.is_dir() and ((path / "config.json").is_file() or find_weights(path)):
         translators["BtoA"] = open_model(model, "BtoA", device)
     return translators
 
