@@ -20,6 +20,8 @@ from .data.images import DatasetError, ImageLoadError
 from .evaluate import default_cache_dir, evaluate_run, paired_folder_scores
 from .metrics import MetricsDependencyError, fid_kid
 from .export import ExportError, add_export_parser
+from .authors_cli import AUTHORS_ERRORS, add_authors_parsers
+from .exported import is_exported
 from .report import add_report_parser, write_report
 from .study import add_study_parsers
 from .training.checkpoint import CheckpointError
@@ -28,7 +30,7 @@ from .translate import Translator, tile_overlap
 
 EXPECTED_ERRORS = (
     ConfigError, DatasetError, ImageLoadError, CheckpointError, NonFiniteLossError, MetricsDependencyError,
-    ExportError, FileNotFoundError,
+    ExportError, FileNotFoundError, *AUTHORS_ERRORS,
 )
 
 
@@ -77,7 +79,9 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
         "after their inputs, at the input's size.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("run", type=Path, help="run directory written by `cyclegan train`, or a generator .safetensors file")
+    p.add_argument("run", type=Path, metavar="MODEL",
+                   help="run directory written by `cyclegan train`, a generator .safetensors file, a pretrained "
+                        "model name (`cyclegan pretrained list`), an authors' .pth or run directory")
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB", help="which generator to apply")
     p.add_argument("--output-dir", type=Path, required=True, help="where translated images are written")
@@ -108,15 +112,14 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     if args.max_size is not None and args.max_size < 4:
         raise ConfigError("--max-size must be at least 4")
     tile_overlap(args.tile, args.tile_overlap)  # before the model loads: bad values fail at once
-    if args.run.is_file():
+    if args.run.is_file() and args.run.suffix == ".safetensors" and not is_exported(args.run):
         config = args.config or _find_config(args.run)
         if args.cycle:
             raise ConfigError("--cycle needs both generators: pass the run directory instead of a weights file")
         translator = Translator.from_weights(args.run, config, args.direction, args.device, amp=args.amp)
-    elif args.run.is_dir():
-        translator = Translator.from_run(args.run, args.direction, args.device, with_inverse=args.cycle, amp=args.amp)
-    else:
-        raise FileNotFoundError(f"{args.run} does not exist; pass a run directory made by `cyclegan train`")
+    else:  # a run directory, a zoo name, an authors' .pth, an exported generator (pretrained.py)
+        translator = Translator.from_pretrained(args.run, args.direction, args.device, with_inverse=args.cycle,
+                                                amp=args.amp, progress=args.progress)
     written = translator.translate_files(
         args.inputs, args.output_dir, batch_size=args.batch_size, max_size=args.max_size,
         cycle_view=args.cycle, progress=args.progress, tile=args.tile, overlap=args.tile_overlap,
@@ -220,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_parsers(sub)
     add_export_parser(sub)
     add_report_parser(sub)
+    add_authors_parsers(sub)
     return parser
 
 

@@ -44,7 +44,7 @@ from .training.checkpoint import CheckpointError
 from .nets.coupled import LatentInversion
 from .translate import Translator
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "safetensors")  # safetensors: + NAME.json describing it (exported.py)
 DIRECTIONS = ("AtoB", "BtoA")
 TOLERANCE = 1e-4
 ONNX_INSTALL = "pip install onnx onnxruntime"
@@ -179,6 +179,8 @@ def export_generator(
                           "which ONNX and TorchScript cannot hold; use `cyclegan translate` instead")
     net = translator.generator.eval()
     shapes = verification_shapes(translator.in_channels, translator.multiple)
+    if fmt == "safetensors":
+        return export_safetensors(run_dir, net, direction, output, shapes, verify, translator.multiple)
     example = _random_input(shapes[0], seed=0)
 
     output = Path(output)
@@ -219,11 +221,27 @@ def export_generator(
     }
 
 
+def export_safetensors(run_dir: Path, net: nn.Module, direction: str, output: str | Path, shapes, verify: bool,
+                       multiple: int) -> dict:
+    """The generator as OUTPUT.safetensors + OUTPUT.json (its architecture), reloaded and compared."""
+    from .config import TrainConfig
+    from .exported import load_exported, write_exported
+
+    output = write_exported(net, TrainConfig.load(run_dir / "config.json").model, direction, Path(output))
+    diff = None
+    if verify:
+        loaded = load_exported(output)[0]
+        diff = _max_abs_diff(net, lambda x: loaded(x).detach().numpy(), shapes)
+    return {"format": "safetensors", "output": output, "direction": direction, "size_multiple": multiple,
+            "exporter": "safetensors + json", "input_shape": shapes[0], "verified_shapes": shapes if verify else [],
+            "max_abs_diff": diff}
+
+
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `cyclegan export` to a sub-command set."""
     p = subparsers.add_parser(
         "export",
-        help="export a trained generator to ONNX or TorchScript",
+        help="export a trained generator to ONNX, TorchScript or safetensors (+ JSON)",
         description="Export one generator of a trained run to ONNX or TorchScript and check that it gives the "
         "PyTorch outputs (max abs difference <= 1e-4 on two input sizes). The model takes NCHW float32 in "
         "[-1, 1] with H and W multiples of the generator's size multiple (4 for resnet, 128/256 for unet): "

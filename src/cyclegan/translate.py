@@ -158,6 +158,15 @@ class Translator:
                           checkpoint / f"{backward}.safetensors" if with_inverse else None, device, amp)
 
     @classmethod
+    def from_pretrained(cls, model: str | Path, direction: Direction = "AtoB", device: str = "auto",
+                        with_inverse: bool = False, amp: bool = False, **kwargs: Any) -> "Translator":
+        """Any MODEL: a run directory, a zoo name (`horse2zebra`), an authors' .pth, or an exported
+        .safetensors with its JSON (see cyclegan.pretrained.open_model)."""
+        from .pretrained import open_model
+
+        return open_model(model, direction, device, with_inverse=with_inverse, amp=amp, **kwargs)
+
+    @classmethod
     def from_weights(
         cls, weights: str | Path, config: str | Path, direction: Direction = "AtoB", device: str = "auto",
         amp: bool = False,

@@ -21,6 +21,7 @@ from ..atomic import write_text_atomic
 from ..data import PairSampler, build_train_dataset, cache_if_it_fits
 from ..data.demo import demo_root
 from ..data.formats import domain_format, resolve_formats
+from ..import_run import WARM_START_KEY, warm_start_message
 from ..models import CycleGANNets
 from ..pool import ImagePool
 from ..precision import channels_last_pays, check_amp
@@ -284,16 +285,22 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
     if resume:
         load_nets(checkpoint, nets.by_name())
         state = load_state(checkpoint)
-        optimizers.gen.load_state_dict(state["opt_gen"])
-        optimizers.disc.load_state_dict(state["opt_disc"])
-        mine = state["ranks"][group.rank] if "ranks" in state else state
-        if "ranks" in state and len(state["ranks"]) != group.world_size:
-            raise CheckpointError(f"{checkpoint} was written by {len(state['ranks'])} processes; resume it with as many "
-                                  f"(torchrun --nproc_per_node ...), not {group.world_size}")
-        pools.fake_a.load_state_dict(mine["pool_a"], device)
-        pools.fake_b.load_state_dict(mine["pool_b"], device)
-        set_rng_state(mine["rng"])
-        progress = Progress(**state["progress"])
+        if WARM_START_KEY in state:  # imported from the authors' code: weights only (import_run.py)
+            if main_process:
+                print(warm_start_message(state, run_dir), flush=True)
+            epoch = state["progress"]["epoch"]
+            progress = Progress(epoch=epoch, position=0, step=(epoch - 1) * steps_per_epoch)
+        else:
+            optimizers.gen.load_state_dict(state["opt_gen"])
+            optimizers.disc.load_state_dict(state["opt_disc"])
+            mine = state["ranks"][group.rank] if "ranks" in state else state
+            if "ranks" in state and len(state["ranks"]) != group.world_size:
+                raise CheckpointError(f"{checkpoint} was written by {len(state['ranks'])} processes; resume it with "
+                                      f"as many (torchrun --nproc_per_node ...), not {group.world_size}")
+            pools.fake_a.load_state_dict(mine["pool_a"], device)
+            pools.fake_b.load_state_dict(mine["pool_b"], device)
+            set_rng_state(mine["rng"])
+            progress = Progress(**state["progress"])
 
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
