@@ -27,13 +27,17 @@ from .report import write_report
 from .rundir import RunDir, RunDirError, find_config, write_text
 from .study.commands import serve_study, study_results
 from .study.protocol import MIN_IMAGES, N_PRACTICE, N_SCORED
+from .exported import is_exported
+from . import dataset_zoo, import_run, pretrained, serve
+from .download import DownloadError
+from .serve import ServeError
 from .training.loop import NonFiniteLossError, train
 from .training.signals import Interrupted, TrainingStopped
 from .translate import Translator, tile_overlap
 
 EXPECTED_ERRORS = (
     ConfigError, DatasetError, ImageLoadError, RunDirError, NonFiniteLossError, MetricsDependencyError,
-    ExportError, TrainingStopped, FileNotFoundError,
+    ExportError, TrainingStopped, FileNotFoundError, DownloadError, ServeError,
 )
 
 
@@ -83,7 +87,9 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
         "after their inputs, at the input's size.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("run", type=Path, help="run directory written by `cyclegan train`, or a generator .safetensors file")
+    p.add_argument("run", type=Path, metavar="MODEL",
+                   help="run directory written by `cyclegan train`, a generator .safetensors file, a pretrained "
+                        "model name (`cyclegan pretrained list`), an authors' .pth or run directory")
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--direction", choices=list(DIRECTIONS), default="AtoB", help="which generator to apply")
     p.add_argument("--output-dir", type=Path, required=True, help="where translated images are written")
@@ -114,15 +120,14 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     if args.max_size is not None and args.max_size < 4:
         raise ConfigError("--max-size must be at least 4")
     tile_overlap(args.tile, args.tile_overlap)  # before the model loads: bad values fail at once
-    if args.run.is_file():
+    if args.run.is_file() and args.run.suffix == ".safetensors" and not is_exported(args.run):
         config = args.config or find_config(args.run)
         if args.cycle:
             raise ConfigError("--cycle needs both generators: pass the run directory instead of a weights file")
         translator = Translator.from_weights(args.run, config, args.direction, args.device, amp=args.amp)
-    elif args.run.is_dir():
-        translator = Translator.from_run(args.run, args.direction, args.device, with_inverse=args.cycle, amp=args.amp)
-    else:
-        raise FileNotFoundError(f"{args.run} does not exist; pass a run directory made by `cyclegan train`")
+    else:  # a run directory, a zoo name, an authors' .pth, an exported generator (pretrained.py)
+        translator = Translator.from_pretrained(args.run, args.direction, args.device, with_inverse=args.cycle,
+                                                amp=args.amp, progress=args.progress)
     written = translator.translate_files(
         args.inputs, args.output_dir, batch_size=args.batch_size, max_size=args.max_size,
         cycle_view=args.cycle, progress=args.progress, tile=args.tile, overlap=args.tile_overlap,
@@ -240,7 +245,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export a trained generator to ONNX or TorchScript",
+        help="export a trained generator to ONNX, TorchScript or safetensors (+ JSON)",
         description="Export one generator of a trained run to ONNX or TorchScript and check that it gives the "
         "PyTorch outputs (max abs difference <= 1e-4 on two input sizes). The model takes NCHW float32 in "
         "[-1, 1] with H and W multiples of the generator's size multiple (4 for resnet, 128/256 for unet): "
@@ -281,13 +286,17 @@ def _study_parsers(sub: argparse._SubParsersAction) -> None:
         f"the first {N_PRACTICE} are practice with feedback, the next {N_SCORED} are scored. With several "
         f"--fake folders each participant is assigned one of them, round-robin. Each folder needs at least "
         f"{MIN_IMAGES} images (they are reused across trials); files without an image extension are ignored. "
-        "Answers are stored in the --db SQLite file; restarting on the same file continues the study.",
+        "Answers are stored in the --db SQLite file; restarting on the same file continues the study, "
+        "if the images are the same (their SHA-256 fingerprints are stored in it).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--real", type=Path, required=True, help="folder of real images")
     p.add_argument("--fake", type=Path, action="append", required=True,
                    help="folder of generated images of one algorithm; repeat for several algorithms")
     p.add_argument("--db", type=Path, default=Path("study.sqlite3"), help="SQLite file the answers are stored in")
+    p.add_argument("--new-study", action="store_true",
+                   help="start a new study on --db even if it holds one (the old file is renamed "
+                   "DB.YYYYmmdd-HHMMSS.old, never deleted); needed after the images changed")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable from the network)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--time-limit", type=float, default=None,
@@ -309,6 +318,72 @@ def _study_parsers(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=study_results)
 
 
+def _datasets_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "datasets", help="the authors' CycleGAN datasets: list, download",
+        description="The CycleGAN datasets of the authors' download_cyclegan_dataset.sh, by name, from "
+        f"$CYCLEGAN_DATASETS_URL (default {dataset_zoo.DATASETS_URL}).",
+    )
+    sub = p.add_subparsers(dest="datasets_command", required=True, metavar="ACTION")
+    ls = sub.add_parser("list", help="the names and what each holds")
+    ls.set_defaults(func=dataset_zoo.cmd_list)
+    dl = sub.add_parser("download", help="download, extract safely and check one dataset into ROOT/NAME")
+    dl.add_argument("name", help="a name from `cyclegan datasets list`")
+    dl.add_argument("--root", type=Path, default=Path("./datasets"), help="folder that receives NAME/")
+    dl.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    dl.set_defaults(func=dataset_zoo.cmd_download)
+
+
+def _import_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "import",
+        help="turn a run directory of the authors' code into one of ours",
+        description="Import a training run of the authors' pytorch-CycleGAN-and-pix2pix code "
+        "({E}_net_{G_A,G_B,D_A,D_B}.pth + train_opt.txt) as CHECKPOINTS_DIR/NAME: it then translates, "
+        "evaluates, exports, and continues training (`cyclegan train --resume --name NAME`) as a warm start.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("source", type=Path, help="the authors' run folder (their checkpoints/NAME)")
+    p.add_argument("--name", required=True, help="name of the new run directory")
+    p.add_argument("--checkpoints-dir", type=Path, default=Path("./checkpoints"), help="folder holding run directories")
+    p.add_argument("--epoch", default=None, help="which files: an epoch number or latest (default: the highest number)")
+    p.add_argument("--dataroot", default=None, help="dataset folder for continuing (default: their --dataroot)")
+    p.set_defaults(func=import_run.cmd_import)
+
+
+def _pretrained_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "pretrained", help="the authors' released CycleGAN models: list, download",
+        description="The authors' 18 released CycleGAN generators, by name. They are downloaded on first use "
+        f"(from $CYCLEGAN_ZOO_URL, default {pretrained.ZOO_URL}) into $CYCLEGAN_HOME/pretrained "
+        "(default ~/.cache/cyclegan/pretrained). `cyclegan translate NAME ...` uses one directly.",
+    )
+    sub = p.add_subparsers(dest="pretrained_command", required=True, metavar="ACTION")
+    ls = sub.add_parser("list", help="names, what each translates, and whether it is cached")
+    ls.set_defaults(func=pretrained.cmd_list)
+    dl = sub.add_parser("download", help="download (or resume) one model into the cache")
+    dl.add_argument("name", help="a name from `cyclegan pretrained list`")
+    dl.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    dl.set_defaults(func=pretrained.cmd_download)
+
+
+def _serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve", help="a local web page (and HTTP API) to try a model on your images",
+        description="Serve MODEL (a run directory, a pretrained name, an authors' .pth, an exported "
+        ".safetensors) on a local page: drop an image, see the translation beside it, download it. "
+        "POST /api/translate takes an image and returns the PNG.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("model", help="what `cyclegan translate` accepts as MODEL")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, ...")
+    p.add_argument("--max-bytes", type=int, default=serve.MAX_BYTES, help="largest upload accepted, in bytes")
+    p.add_argument("--max-pixels", type=int, default=serve.MAX_PIXELS, help="largest image accepted, width x height")
+    p.set_defaults(func=serve.cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclegan",
@@ -321,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     _study_parsers(sub)
     _export_parser(sub)
     _report_parser(sub)
+    _pretrained_parser(sub)
+    _import_parser(sub)
+    _datasets_parser(sub)
+    _serve_parser(sub)
     return parser
 
 

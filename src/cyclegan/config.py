@@ -35,6 +35,7 @@ MAX_FILTERS = 4096
 MAX_SIDE = 65536
 OnBadImage = Literal["error", "skip"]
 CacheMode = Literal["auto", "on", "off"]
+Intensity = Literal["dtype", "range", "percentile"]
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -50,8 +51,10 @@ class ModelConfig:
         "what to train: cyclegan, or a baseline of the paper (section 5.1): pix2pix (paired), simgan, "
         "bigan (BiGAN/ALI for image -> image), cogan; a baseline also changes the defaults it needs",
     )
-    input_nc: int = _opt(3, "channels of domain A images (1 = grayscale, 3 = RGB)")
-    output_nc: int = _opt(3, "channels of domain B images (1 = grayscale, 3 = RGB)")
+    input_nc: int = _opt(3, "channels of domain A images (1 = grayscale, 3 = RGB; 16-bit, float and N-channel "
+                            "TIFF data set it from the files)")
+    output_nc: int = _opt(3, "channels of domain B images (1 = grayscale, 3 = RGB; 16-bit, float and N-channel "
+                             "TIFF data set it from the files)")
     ngf: int = _opt(64, "filters in the generators' first conv layer")
     ndf: int = _opt(64, "filters in the discriminators' first conv layer")
     generator: GeneratorArch = _opt("resnet_9blocks", "generator architecture")
@@ -92,6 +95,22 @@ class DataConfig:
         "auto", "decode and resize every training image once and keep it in memory (same results, less CPU "
         "per step); auto: when it takes at most a quarter of the free memory"
     )
+    intensity_a: Intensity = _opt(
+        "dtype", "how domain A's raw pixel values map to the networks' [-1, 1]: dtype = the pixel type's range "
+        "(0..255, 0..65535, floats 0..1), range = --intensity-range-a, percentile = --intensity-percentiles of "
+        "the training images, computed once and stored here"
+    )
+    intensity_b: Intensity = _opt("dtype", "the same for domain B")
+    intensity_range_a: tuple[float, float] | None = _opt(
+        None, "MIN MAX of domain A mapped to -1 and 1 (implies --intensity-a range; filled in by percentile)"
+    )
+    intensity_range_b: tuple[float, float] | None = _opt(None, "the same for domain B")
+    intensity_percentiles: tuple[float, float] = _opt((0.5, 99.5), "LOW HIGH percentiles for --intensity-a/-b percentile")
+    dtype_a: str | None = _opt(
+        None, "pixel type of domain A's files (uint8, uint16, int16, float32, ...): detected at training start; "
+        "translate writes domain A outputs in it"
+    )
+    dtype_b: str | None = _opt(None, "the same for domain B")
 
 
 @dataclass(frozen=True)
@@ -206,8 +225,9 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Range checks that types alone cannot express; returns self."""
         checks = [
-            (self.model.input_nc in (1, 3), "model.input_nc", "must be 1 or 3"),
-            (self.model.output_nc in (1, 3), "model.output_nc", "must be 1 or 3"),
+            (self.model.input_nc >= 1, "model.input_nc", "must be at least 1"),
+            (self.model.output_nc >= 1, "model.output_nc", "must be at least 1"),
+            *_intensity_checks(self.data),
             (0 < self.model.ngf <= MAX_FILTERS, "model.ngf", f"must be between 1 and {MAX_FILTERS}"),
             (0 < self.model.ndf <= MAX_FILTERS, "model.ndf", f"must be between 1 and {MAX_FILTERS}"),
             (self.model.n_layers_d >= 1, "model.n_layers_d", "must be at least 1"),
@@ -264,6 +284,19 @@ def _plain_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
 
 
+def _intensity_checks(data: DataConfig) -> list[tuple[bool, str, str]]:
+    checks = []
+    for side in ("a", "b"):
+        mode, value = getattr(data, f"intensity_{side}"), getattr(data, f"intensity_range_{side}")
+        checks.append((mode != "range" or value is not None, f"data.intensity_{side}",
+                       f"range needs --intensity-range-{side} MIN MAX"))
+        checks.append((value is None or value[1] > value[0], f"data.intensity_range_{side}",
+                       f"MAX must be above MIN, got {value}"))
+    low, high = data.intensity_percentiles
+    checks.append((0 <= low < high <= 100, "data.intensity_percentiles", "must be LOW HIGH with 0 <= LOW < HIGH <= 100"))
+    return checks
+
+
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
@@ -308,6 +341,10 @@ def _check_type(value: Any, hint: Any, path: str) -> Any:
         if value not in args:
             raise ConfigError(f"{path} must be one of {', '.join(map(str, args))}, got {value!r}")
         return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{path} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_check_type(v, a, path) for v, a in zip(value, args))
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path} must be true or false, got {value!r}")
@@ -356,6 +393,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: set[str] = froze
                 kwargs["action"] = argparse.BooleanOptionalAction
             elif typing.get_origin(base) is Literal:
                 kwargs["choices"] = list(typing.get_args(base))
+            elif typing.get_origin(base) is tuple:  # e.g. MIN MAX
+                kwargs.update(nargs=len(typing.get_args(base)), type=typing.get_args(base)[0], metavar="N")
             else:
                 kwargs["type"] = base
                 kwargs["metavar"] = "N" if base in (int, float) else "S"
@@ -369,7 +408,7 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     for section, cls in SECTIONS.items():
         current = getattr(base, section)
         changes = {
-            f.name: getattr(args, f.name)
+            f.name: tuple(v) if isinstance(v := getattr(args, f.name), list) else v  # nargs options give lists
             for f in dataclasses.fields(cls)
             if getattr(args, f.name, None) is not None
         }

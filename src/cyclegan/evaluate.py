@@ -14,8 +14,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from .config import ConfigError
 from .data.datasets import split_aligned
 from .data.demo import demo_root
+from .data.formats import domain_format
 from .data.images import DatasetError, list_images, load_image, to_pil, to_tensor
 from .metrics import (
     cycle_error,
@@ -100,6 +102,9 @@ def evaluate_run(
     if cfg.data.direction == "BtoA":
         folders = {"A": folders["B"], "B": folders["A"]}
     channels = {"A": cfg.model.input_nc, "B": cfg.model.output_nc}
+    if any(not domain_format(cfg, d).classic for d in "AB"):
+        raise ConfigError(f"{run_dir} was trained on 16-bit, float or N-channel images; the run form of evaluate "
+                          "reads 8-bit images: translate with `cyclegan translate` and compare the files yourself")
     results: dict[str, dict] = {}
     for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
         files = list_images(folders[source])

@@ -43,7 +43,7 @@ from .methods import method_of
 from .rundir import RunDir, RunDirError
 from .translate import Translator
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "safetensors")  # safetensors: + NAME.json describing it (exported.py)
 TOLERANCE = 1e-4
 ONNX_INSTALL = "pip install onnx onnxruntime"
 
@@ -178,6 +178,8 @@ def export_generator(
     translator = Translator.from_run(run.path, direction, device="cpu")
     net = translator.generator.eval()
     shapes = verification_shapes(translator.in_channels, translator.multiple)
+    if fmt == "safetensors":
+        return export_safetensors(run_dir, net, direction, output, shapes, verify, translator.multiple)
     example = _random_input(shapes[0], seed=0)
 
     output = Path(output)
@@ -216,3 +218,18 @@ def export_generator(
         "verified_shapes": shapes if diff is not None else [],
         "max_abs_diff": diff,
     }
+
+
+def export_safetensors(run_dir: Path, net: nn.Module, direction: str, output: str | Path, shapes, verify: bool,
+                       multiple: int) -> dict:
+    """The generator as OUTPUT.safetensors + OUTPUT.json (its architecture), reloaded and compared."""
+    from .exported import load_exported, write_exported
+
+    output = write_exported(net, RunDir(run_dir).read_config().model, direction, Path(output))
+    diff = None
+    if verify:
+        loaded = load_exported(output)[0]
+        diff = _max_abs_diff(net, lambda x: loaded(x).detach().numpy(), shapes)
+    return {"format": "safetensors", "output": output, "direction": direction, "size_multiple": multiple,
+            "exporter": "safetensors + json", "input_shape": shapes[0], "verified_shapes": shapes if verify else [],
+            "max_abs_diff": diff}

@@ -21,7 +21,9 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import ConfigError, Direction, ModelConfig, TrainConfig
-from .data.images import list_inputs, load_image, to_pil, to_tensor
+from .data.formats import domain_format
+from .data.images import list_inputs, to_pil, to_tensor
+from .data.native import DomainFormat, encode_image, image_tensor, output_suffix, preview, read_image
 from .device import resolve_device
 from .methods import check_config, method_of
 from .precision import channels_last_pays, check_amp
@@ -119,6 +121,7 @@ class Translator:
         device: torch.device,
         inverse: nn.Module | None = None,
         amp: bool = False,
+        formats: tuple[DomainFormat, DomainFormat] | None = None,
     ):
         if amp:
             check_amp(device)
@@ -131,6 +134,8 @@ class Translator:
         self.in_channels = in_channels
         self.device = device
         self.amp = amp
+        # how inputs are read and outputs written (default: 8-bit images, PNG out)
+        self.format_in, self.format_out = formats or (DomainFormat(in_channels), DomainFormat(3))
 
     @classmethod
     def from_run(
@@ -147,6 +152,15 @@ class Translator:
         forward, backward = ("gen_ab", "gen_ba") if direction == "AtoB" else ("gen_ba", "gen_ab")
         return cls._build(cfg, direction, weights_file(checkpoint, forward),
                           weights_file(checkpoint, backward) if with_inverse else None, device, amp)
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path, direction: Direction = "AtoB", device: str = "auto",
+                        with_inverse: bool = False, amp: bool = False, **kwargs: Any) -> "Translator":
+        """Any MODEL: a run directory, a zoo name (`horse2zebra`), an authors' .pth, or an exported
+        .safetensors with its JSON (see cyclegan.pretrained.open_model)."""
+        from .pretrained import open_model
+
+        return open_model(model, direction, device, with_inverse=with_inverse, amp=amp, **kwargs)
 
     @classmethod
     def from_weights(
@@ -174,7 +188,8 @@ class Translator:
         backward: Direction = "BtoA" if direction == "AtoB" else "AtoB"
         inv = _load_generator(cfg, inverse, backward, dev) if inverse is not None else None
         multiple = method_of(cfg).size_multiple(cfg.model)
-        return cls(gen, multiple, in_nc, dev, inv, amp)
+        formats = (domain_format(cfg, "A"), domain_format(cfg, "B"))
+        return cls(gen, multiple, in_nc, dev, inv, amp, formats if direction == "AtoB" else formats[::-1])
 
     @torch.no_grad()
     def translate_tensor(
@@ -246,6 +261,9 @@ class Translator:
 
     def __call__(self, image, tile=None, overlap=None):
         if isinstance(image, Image.Image):
+            if not (self.format_in.classic and self.format_out.classic):
+                raise ConfigError("a PIL image in and out is for 8-bit models; for 16-bit, float or N-channel "
+                                  "models use translate_files, or tensors (cyclegan.data.native.image_tensor)")
             mode = "RGB" if self.in_channels == 3 else "L"
             x = to_tensor(image.convert(mode)).unsqueeze(0)
             return to_pil(self.translate_tensor(x, tile=tile, overlap=overlap)[0].cpu())
@@ -298,16 +316,16 @@ class Translator:
         bar = tqdm(total=len(paths), disable=not progress, unit="img")
         tiling = {"tile": tile, "overlap": overlap, "tile_batch": batch_size}
         for path in paths:
-            img = load_image(path, self.in_channels)
+            img = read_image(path, self.format_in)  # a PIL image, or float planes beyond 8-bit RGB
             original = img.size
             if max_size is not None and max(original) > max_size:
                 scale = max_size / max(original)
                 img = img.resize((max(1, round(original[0] * scale)), max(1, round(original[1] * scale))), Image.BICUBIC)
             if tile is not None and max(img.size) > tile:
-                written += self._flush([(path, to_tensor(img), original)], targets, output_dir, cycle_view, bar, tiling)
+                written += self._flush([(path, image_tensor(img, self.format_in), original)], targets, output_dir, cycle_view, bar, tiling)
                 continue
             group = by_size[img.size]
-            group.append((path, to_tensor(img), original))
+            group.append((path, image_tensor(img, self.format_in), original))
             if len(group) == batch_size:
                 written += self._flush(group, targets, output_dir, cycle_view, bar, tiling)
                 group.clear()
@@ -329,14 +347,11 @@ class Translator:
         fake = fake.cpu()
         written = []
         for i, (path, tensor, original) in enumerate(group):
-            out = to_pil(fake[i])
-            if out.size != original:
-                out = out.resize(original, Image.BICUBIC)
-            target = output_dir / f"{targets[path]}.png"
-            out.save(target)
+            target = output_dir / f"{targets[path]}{output_suffix(self.format_out, path)}"
+            encode_image(fake[i], original, self.format_out, target)
             written.append(target)
             if rec is not None:
-                strip = [to_pil(tensor), to_pil(fake[i]), to_pil(rec[i])]
+                strip = [preview(tensor), preview(fake[i]), preview(rec[i])]
                 _side_by_side(strip).save(output_dir / "cycle" / f"{targets[path]}.png")
             bar.update(1)
         return written

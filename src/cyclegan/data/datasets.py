@@ -21,7 +21,8 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..config import ConfigError, DataConfig
-from .images import BAD_IMAGE_HINT, DatasetError, ImageLoadError, check_image_header, list_images, load_image, to_tensor
+from .images import BAD_IMAGE_HINT, DatasetError, ImageLoadError, list_images, load_image, to_tensor
+from .native import DomainFormat, check_header, image_tensor, read_image
 from .transforms import crop_and_flip, resize, resized_size, sample_params
 
 Item = tuple[int, int, int]
@@ -35,11 +36,20 @@ def _check_channels(*channels: int) -> None:
             raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {c}")
 
 
+def _formats(channels_a: int, channels_b: int,
+             formats: tuple[DomainFormat, DomainFormat] | None) -> tuple[DomainFormat, DomainFormat]:
+    """The domains' formats: given (scientific images), or the 8-bit path with these channels."""
+    if formats is None:
+        _check_channels(channels_a, channels_b)
+        return DomainFormat(channels_a), DomainFormat(channels_b)
+    return formats
+
+
 def checked_files(folder: Path, cfg: DataConfig) -> list[Path]:
     """Images of `folder` whose header reads; bad ones raise (error mode) or are dropped with a warning (skip)."""
     good = []
     for path in list_images(folder, cfg.max_dataset_size):
-        problem = check_image_header(path)
+        problem = check_header(path)  # Pillow's header check; TIFFs through tifffile
         if problem is None:
             good.append(path)
         elif cfg.on_bad_image == "skip":
@@ -162,8 +172,9 @@ class UnalignedDataset(_PairDataset):
     """ROOT/{phase}A and ROOT/{phase}B: two unpaired folders (direction BtoA swaps them)."""
 
     def __init__(self, root: str | Path, cfg: DataConfig, channels_a: int, channels_b: int,
-                 phase: str | None = None):
-        _check_channels(channels_a, channels_b)
+                 phase: str | None = None, formats: tuple[DomainFormat, DomainFormat] | None = None):
+        self.format_a, self.format_b = _formats(channels_a, channels_b, formats)
+        channels_a, channels_b = self.format_a.channels, self.format_b.channels
         phase = phase or cfg.phase
         dir_a, dir_b = Path(root) / f"{phase}A", Path(root) / f"{phase}B"
         if cfg.direction == "BtoA":
@@ -172,6 +183,7 @@ class UnalignedDataset(_PairDataset):
         self.channels_a, self.channels_b = channels_a, channels_b
         self.files_a = checked_files(dir_a, cfg)
         self.files_b = checked_files(dir_b, cfg)
+        self._in_a = set(self.files_a)
 
     @property
     def len_a(self) -> int:
@@ -184,13 +196,15 @@ class UnalignedDataset(_PairDataset):
     def _keys(self) -> list[CacheKey]:
         return [(p, self.channels_a) for p in self.files_a] + [(p, self.channels_b) for p in self.files_b]
 
+    def _format(self, key: CacheKey) -> DomainFormat:
+        return self.format_a if key[0] in self._in_a and key[1] == self.channels_a else self.format_b
+
     def _decode(self, key: CacheKey) -> Decoded:
-        path, channels = key
-        return decode(load_image(path, channels), self.cfg)
+        return decode(read_image(key[0], self._format(key)), self.cfg)
 
     def _entry_bytes(self, key: CacheKey, size: tuple[int, int]) -> int:
         w, h = resized_size(size, self.cfg)
-        return w * h * key[1]
+        return w * h * key[1] * (1 if self._format(key).classic else 4)  # float32 planes off the 8-bit path
 
     def __getitem__(self, item: Item) -> dict:
         index_a, index_b, seed = item
@@ -200,8 +214,8 @@ class UnalignedDataset(_PairDataset):
         params_a = sample_params(dec_a.size, self.cfg, rng)  # A first, then B: fixed draw order
         params_b = sample_params(dec_b.size, self.cfg, rng)
         return {
-            "a": to_tensor(crop_and_flip(dec_a.image, params_a, self.cfg)),
-            "b": to_tensor(crop_and_flip(dec_b.image, params_b, self.cfg)),
+            "a": image_tensor(crop_and_flip(dec_a.image, params_a, self.cfg), self.format_a),
+            "b": image_tensor(crop_and_flip(dec_b.image, params_b, self.cfg), self.format_b),
             "path_a": str(path_a),
             "path_b": str(path_b),
         }
@@ -353,15 +367,20 @@ class PairSampler(Sampler[Item]):
         return (self.epoch_length - self.start) // self.world_size
 
 
-def build_train_dataset(cfg: DataConfig, root: str | Path, channels_a: int,
-                        channels_b: int) -> UnalignedDataset | AlignedDataset:
-    """The training dataset of cfg.dataset_mode under `root`."""
+def build_train_dataset(cfg: DataConfig, root: str | Path, channels_a: int, channels_b: int,
+                        formats: tuple[DomainFormat, DomainFormat] | None = None) -> UnalignedDataset | AlignedDataset:
+    """The training dataset of cfg.dataset_mode under `root`; `formats` for scientific images (unaligned only)."""
+    if formats is not None and all(f.classic for f in formats):
+        formats = None
     if cfg.dataset_mode == "aligned":
+        if formats is not None:
+            raise DatasetError("the aligned layout reads 8-bit A|B images; put 16-bit, float or N-channel images "
+                               "in two folders (ROOT/trainA, ROOT/trainB)")
         return AlignedDataset(root, cfg, channels_a, channels_b)
     if cfg.paired:
         raise DatasetError(f"--paired needs --dataset-mode aligned ({root} is read as unaligned folders, "
                            "which have no pairs); drop --paired or use the aligned layout")
-    return UnalignedDataset(root, cfg, channels_a, channels_b)
+    return UnalignedDataset(root, cfg, channels_a, channels_b, formats=formats)
 
 
 def cache_if_it_fits(dataset: UnalignedDataset | AlignedDataset, mode: str, copies: int = 1) -> int:

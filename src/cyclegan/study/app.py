@@ -8,6 +8,7 @@ Every POST is checked against the database inside one write transaction.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import secrets
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Sequence
 
-from flask import Flask, Response, make_response, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, make_response, redirect, render_template, request, url_for
 from jinja2 import DictLoader
 
 from ..config import ConfigError
@@ -29,13 +30,16 @@ COOKIE = "cyclegan_study"
 # Extra seconds an image may still be fetched after the display limit (page and image load time).
 IMAGE_GRACE_S = 5.0
 _IMAGE_CACHE_SIZE = 256
+# The study's forms send a few short fields; anything larger is refused (413) on every route,
+# before a handler runs, whether or not the handler reads the body.
+MAX_BODY_BYTES = 16 * 1024
 
 
 def study_images(folder: str | Path, role: str) -> list[Path]:
     """The images of one study folder, checked at start-up so that a bad file fails now, not mid-study.
 
-    Files without an image extension are ignored (list_images); a file with one that Pillow cannot
-    identify is an error naming it.
+    Files without an image extension are ignored (list_images); every other file is fully decoded
+    here (a truncated image fails now, naming it, instead of being served as an error mid-study).
     """
     if not Path(folder).is_dir():
         raise DatasetError(f"{role} folder {folder} does not exist or is not a folder")
@@ -50,7 +54,17 @@ def study_images(folder: str | Path, role: str) -> list[Path]:
         problem = check_image_header(path)
         if problem is not None:
             raise DatasetError(f"{role} image {path} cannot be used: {problem}; remove or re-export it")
+        try:
+            load_image(path, channels=3)  # every pixel decoded, as /image will
+        except ImageLoadError as err:
+            reason = str(err).split(f"{path}: ", 1)[-1].split(" (")[0]
+            raise DatasetError(f"{role} image {path} cannot be used: {reason}; remove or re-export it") from None
     return [p.resolve() for p in files]
+
+
+def fingerprint(files: Sequence[Path]) -> dict[str, str]:
+    """{file name: SHA-256 of its bytes}: what a study's answers were given on."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def algorithm_names(fake_dirs: Sequence[str | Path]) -> list[str]:
@@ -86,8 +100,12 @@ class _PngCache:
 
 
 def create_app(real_dir: str | Path, fake_dirs: Sequence[str | Path], db_path: str | Path,
-               time_limit: float | None = None, seed: int | None = None) -> Flask:
-    """The study server. `seed` makes trial plans reproducible (participant k gets seed + k)."""
+               time_limit: float | None = None, seed: int | None = None, new_study: bool = False) -> Flask:
+    """The study server. `seed` makes trial plans reproducible (participant k gets seed + k).
+
+    The database stores a fingerprint of every image; restarting on it with changed images
+    is refused, unless `new_study`, which keeps the old database under another name first.
+    """
     if isinstance(fake_dirs, (str, Path)):
         fake_dirs = [fake_dirs]
     if not fake_dirs:
@@ -103,15 +121,35 @@ def create_app(real_dir: str | Path, fake_dirs: Sequence[str | Path], db_path: s
     names = algorithm_names(fake_dirs)
     fakes = {name: study_images(folder, f"fake ({name})") for name, folder in zip(names, fake_dirs)}
     allowed = {str(p) for p in reals} | {str(p) for files in fakes.values() for p in files}
+    prints = {"real": fingerprint(reals), **{f"fake ({n})": fingerprint(files) for n, files in fakes.items()}}
+    if new_study:
+        kept = studydb.set_aside(db_path)
+        if kept is not None:
+            print(f"new study: the previous database is kept as {kept}", flush=True)
     studydb.init_db(db_path, str(real_folder), [(n, str(Path(d).resolve())) for n, d in zip(names, fake_dirs)],
-                    N_PRACTICE, N_SCORED)
+                    N_PRACTICE, N_SCORED, fingerprints=prints)
 
     app = Flask(__name__)
     app.jinja_loader = DictLoader({"base.html": pages.BASE, "index.html": pages.INDEX, "trial.html": pages.TRIAL,
                                    "done.html": pages.DONE, "error.html": pages.ERROR})
     app.config.update(STUDY_DB=str(db_path), STUDY_TIME_LIMIT=time_limit, STUDY_SEED=seed,
-                      STUDY_ALGORITHMS=names, MAX_CONTENT_LENGTH=16 * 1024)
+                      STUDY_ALGORITHMS=names, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     pngs = _PngCache()
+
+    @app.before_request
+    def limit_body():
+        # MAX_CONTENT_LENGTH alone only acts when a handler parses the body (/start never does).
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            abort(413, f"Request bodies are limited to {MAX_BODY_BYTES // 1024} KB.")
+        environ = request.environ
+        if request.content_length is None and environ.get("wsgi.input_terminated"):
+            # A chunked body has no length to check, and werkzeug silently cuts it at MAX_CONTENT_LENGTH:
+            # read one byte past the limit ourselves, then hand the handlers what was read.
+            data = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+            if len(data) > MAX_BODY_BYTES:
+                abort(413, f"Request bodies are limited to {MAX_BODY_BYTES // 1024} KB.")
+            environ.update({"wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))})
+            environ.pop("wsgi.input_terminated", None)
 
     def conn():
         return studydb.connect(db_path)

@@ -25,7 +25,8 @@ def serve_study(args: argparse.Namespace) -> int:
         from .app import create_app
     except ImportError as err:
         raise StudyDependencyError(f"`cyclegan study` needs Flask ({err}); pip install 'flask>=2.3'") from None
-    app = create_app(args.real, args.fake, args.db, time_limit=args.time_limit, seed=args.seed)
+    app = create_app(args.real, args.fake, args.db, time_limit=args.time_limit, seed=args.seed,
+                     new_study=args.new_study)
     _check_port_free(args.host, args.port)
     try:
         server = make_server(args.host, args.port, app, threaded=True)

@@ -18,7 +18,9 @@ Times are Unix seconds.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -79,12 +81,44 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def set_aside(path: str | Path) -> Path | None:
+    """Rename an existing database to PATH.YYYYmmdd-HHMMSS.old (never deleted); the new name, or None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    kept = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.old")
+    n = 1
+    while kept.exists():
+        kept, n = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{n}.old"), n + 1
+    os.replace(path, kept)
+    for suffix in ("-journal", "-wal", "-shm"):  # SQLite's side files go with it
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, kept.with_name(kept.name + suffix))
+    return kept
+
+
+def _changes(stored: dict[str, dict[str, str]], now: dict[str, dict[str, str]]) -> str:
+    """What differs between two fingerprints, as a short phrase naming folders and files."""
+    parts = []
+    for role in sorted(set(stored) | set(now)):
+        old, new = stored.get(role, {}), now.get(role, {})
+        changed = sorted(n for n in set(old) & set(new) if old[n] != new[n])
+        added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+        bits = [f"{label} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} ({len(names)})"
+                for label, names in (("changed", changed), ("added", added), ("removed", removed)) if names]
+        if bits:
+            parts.append(f"{role} images: " + "; ".join(bits))
+    return "; ".join(parts)
+
+
 def init_db(path: str | Path, real_folder: str, algorithms: Sequence[tuple[str, str]],
-            n_practice: int, n_scored: int) -> None:
-    """Create the database, or check that an existing one was made for the same folders.
+            n_practice: int, n_scored: int, fingerprints: dict[str, dict[str, str]] | None = None) -> None:
+    """Create the database, or check that an existing one was made for the same folders and images.
 
     Restarting the server on the same database continues the study; pointing it at other
-    folders would mix two studies, so that is refused.
+    folders, or at the same folders with other images (`fingerprints`: per folder, file name ->
+    SHA-256), would mix two studies under one algorithm, so that is refused in one line.
     """
     try:
         conn = connect(path)
@@ -95,15 +129,26 @@ def init_db(path: str | Path, real_folder: str, algorithms: Sequence[tuple[str, 
             wanted = {"real_folder": real_folder, "n_practice": str(n_practice), "n_scored": str(n_scored),
                       "algorithms": json.dumps([list(a) for a in algorithms])}
             stored = {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
+            stored_prints = stored.pop("fingerprints", None)
             if stored and stored != wanted:
                 raise ConfigError(
                     f"study database {path} was made for other folders or protocol "
                     f"(real {stored.get('real_folder')}, algorithms {stored.get('algorithms')}); "
                     "pass the same folders or a new --db")
+            if fingerprints is not None and stored_prints is not None:
+                changes = _changes(json.loads(stored_prints), fingerprints)
+                if changes:
+                    raise ConfigError(
+                        f"study database {path} was made for other images: {changes}; restore them, or start "
+                        "a new study with --new-study (the old database is kept) or a new --db")
             if not stored:
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", wanted.items())
                 conn.executemany("INSERT INTO algorithms (name, folder, position) VALUES (?, ?, ?)",
                                  [(name, folder, i) for i, (name, folder) in enumerate(algorithms)])
+            if fingerprints is not None and stored_prints is None:
+                # a new database, or one from a version without fingerprints: its images from now on
+                conn.execute("INSERT INTO meta (key, value) VALUES ('fingerprints', ?)",
+                             (json.dumps(fingerprints, sort_keys=True),))
         conn.close()
     except sqlite3.DatabaseError as err:
         raise ConfigError(f"cannot use study database {path}: {err}") from None

@@ -17,6 +17,8 @@ from tqdm import tqdm
 from ..config import ConfigError, TrainConfig
 from ..data import PairSampler, build_train_dataset, cache_if_it_fits
 from ..data.demo import demo_root
+from ..data.formats import domain_format, resolve_formats
+from ..import_run import WARM_START_KEY, warm_start_message
 from ..device import resolve_device
 from ..methods import METHODS, check_config
 from ..precision import channels_last_pays, check_amp
@@ -43,7 +45,7 @@ from .signals import (
     is_worker_death,
     stop_on_signals,
 )
-from .state import TrainingState
+from .state import Progress, TrainingState
 
 N_SAMPLES = 4
 FINITE_CHECK_EVERY = 10  # steps between two checks: one host sync per check, not per step
@@ -156,7 +158,8 @@ class _Data:
 def _data(cfg: TrainConfig, run: RunDir, resuming: bool, override_config: bool, group: ProcessGroup,
           device: torch.device, say) -> _Data:
     root = Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root()
-    dataset = build_train_dataset(cfg.data, root, cfg.model.input_nc, cfg.model.output_nc)
+    dataset = build_train_dataset(cfg.data, root, cfg.model.input_nc, cfg.model.output_nc,
+                                  formats=(domain_format(cfg, "A"), domain_format(cfg, "B")))
     files = _file_lists(dataset, root)
     saved = run.read_dataset() if resuming else None
     changes = dataset_changes(saved["files"], files) if saved else []
@@ -195,8 +198,13 @@ def _data(cfg: TrainConfig, run: RunDir, resuming: bool, override_config: bool, 
 def _restore(state: TrainingState, run: RunDir, checkpoint: Path, group: ProcessGroup, data: _Data, say) -> None:
     """Load a checkpoint into `state`; a changed dataset (accepted) starts the next epoch."""
     run.load_nets(checkpoint, state.nets.by_name())
-    state.load_state_dict(run.load_state(checkpoint), group.rank, group.world_size,
-                          where=str(run.state_file(checkpoint)))
+    saved = run.load_state(checkpoint)
+    if WARM_START_KEY in saved:  # imported from the authors' code: weights only (import_run.py)
+        say(warm_start_message(saved, run.path))
+        epoch = saved["progress"]["epoch"]
+        state.progress = Progress(epoch=epoch, position=0, step=(epoch - 1) * data.steps_per_epoch)
+        return
+    state.load_state_dict(saved, group.rank, group.world_size, where=str(run.state_file(checkpoint)))
     progress = state.progress
     if data.changes and progress.position > 0:
         say(f"the dataset changed ({'; '.join(data.changes)}): epoch {progress.epoch} is cut short at step "
@@ -212,6 +220,11 @@ def _restore(state: TrainingState, run: RunDir, checkpoint: Path, group: Process
 def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, group: ProcessGroup,
            device_name: str, typed_dataroot: str | None, say) -> Path:
     main_process = group.is_main
+    # channels, pixel type and intensity range of each domain, from its files (8-bit RGB: unchanged)
+    cfg, format_notes = resolve_formats(cfg, Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root())
+    for note in format_notes:
+        say(note)
+    check_config(cfg)
     method = METHODS[cfg.model.method]
     if main_process:
         run.clean_temporary()

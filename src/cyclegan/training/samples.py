@@ -15,8 +15,8 @@ COLUMNS_B = ("real B", "F(B)", "G(F(B))", "G(B)")
 def _to_uint8(t: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) in [-1, 1] -> (N, 3, H, W) uint8, grayscale repeated to RGB."""
     t = t.detach().float().cpu().clamp(-1, 1)
-    if t.shape[1] == 1:
-        t = t.expand(-1, 3, -1, -1)
+    if t.shape[1] != 3:  # grayscale, or the first channel of an N-channel image
+        t = t[:, :1].expand(-1, 3, -1, -1)
     return ((t + 1) * 127.5).round().to(torch.uint8)
 
 
