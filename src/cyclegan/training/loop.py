@@ -22,6 +22,7 @@ from ..data import PairSampler, build_train_dataset, cache_if_it_fits
 from ..data.demo import demo_root
 from ..models import CycleGANNets
 from ..pool import ImagePool
+from ..cpu_threads import use_threads
 from ..precision import channels_last_pays, check_amp
 from ..report import ReportRefresher
 from ..tensorboard import TensorBoardLogger
@@ -53,7 +54,7 @@ from .step import Optimizers, Pools
 FREE_TO_CHANGE = {
     "run.max_steps", "run.device", "run.print_freq", "run.sample_freq", "run.save_latest_freq",
     "run.save_epoch_freq", "run.progress", "run.checkpoints_dir", "run.report_freq", "run.tensorboard",
-    "run.amp", "run.compile",
+    "run.amp", "run.compile", "run.threads",
     "data.num_workers", "data.cache_images",
 }
 # Fields a user may change on resume when they say so (--override-config): the run stays
@@ -191,6 +192,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     with a one-line message naming what to fix.
     """
     cfg.validate()
+    use_threads(cfg.run.threads)
     group, device_name = init_process_group(cfg.run.device)
     try:
         return _train(cfg, resume, override_config, group, device_name)
