@@ -101,6 +101,9 @@ def main() -> None:
                        "--device", args.device, "--path", path, "--variant", variant]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 per_run[(path, variant)].append(json.loads(out.strip().splitlines()[-1]))
+                done = per_run[(path, variant)][-1]
+                print(f"round {rnd} crop {crop} {done['path']}: " + " ".join(f"{t:.3f}" for t in done["times"])
+                      + f" s, load {os.getloadavg()[0]:.1f}", flush=True)
         for rows in per_run.values():
             times = [t for r in rows for t in r["times"]]
             merged = dict(rows[0], times=times, rounds=len(rows), sec_per_step_median=statistics.median(times),
