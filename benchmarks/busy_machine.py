@@ -141,7 +141,7 @@ def main() -> None:
                   f"{statistics.median(t):.3f} | {min(loads):.2f}-{max(loads):.2f} |")
     if args.json:
         args.json.write_text(json.dumps({"started": started, "cpu": cpu_model(), "args": vars(args), "rows": rows},
-                                        indent=1) + "\n")
+                                        indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":
