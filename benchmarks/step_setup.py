@@ -27,10 +27,10 @@ class StepInputs:
 
 
 def build_step(crop: int, batch: int, generator: str, device: str, amp: bool = False,
-               compile: bool = False) -> StepInputs:
+               compile: bool = False, ngf: int = 64, ndf: int = 64) -> StepInputs:
     torch.manual_seed(0)
     dev = torch.device(device)
-    nets = CycleGANNets.build(ModelConfig(generator=generator)).to(dev).train()
+    nets = CycleGANNets.build(ModelConfig(generator=generator, ngf=ngf, ndf=ndf)).to(dev).train()
     if amp and channels_last_pays(dev):
         nets.to(memory_format=torch.channels_last)
     optimizers = Optimizers(

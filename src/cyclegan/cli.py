@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .atomic import write_text_atomic
+from .cpu_threads import use_threads
 from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args, with_method_defaults
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
@@ -27,6 +28,9 @@ from .study import add_study_parsers
 from .training.checkpoint import CheckpointError
 from .training.loop import NonFiniteLossError, train
 from .translate import Translator, tile_overlap
+
+THREADS_HELP = ("CPU threads for torch (0: torch's default, at most the CPUs this process may use; "
+                "OMP_NUM_THREADS if set)")
 
 EXPECTED_ERRORS = (
     ConfigError, DatasetError, ImageLoadError, CheckpointError, NonFiniteLossError, MetricsDependencyError,
@@ -103,6 +107,7 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="bfloat16 autocast on CUDA (with channels_last) or on a CPU with native bfloat16 "
                         "(AVX512-BF16/AMX): faster, output differs slightly from float32; refused elsewhere")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     p.set_defaults(func=_cmd_translate)
 
 
@@ -112,6 +117,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     if args.max_size is not None and args.max_size < 4:
         raise ConfigError("--max-size must be at least 4")
     tile_overlap(args.tile, args.tile_overlap)  # before the model loads: bad values fail at once
+    use_threads(args.threads)
     if args.run.is_file() and args.run.suffix == ".safetensors" and not is_exported(args.run):
         config = args.config or _find_config(args.run)
         if args.cycle:
@@ -168,11 +174,13 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=50, help="images per Inception forward pass")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, ...")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars")
+    p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    use_threads(args.threads)
     if args.run is None:
         if args.fake is None or args.real is None:
             raise ConfigError("pass RUN_DIR, or both --fake DIR and --real DIR")

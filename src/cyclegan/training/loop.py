@@ -24,6 +24,7 @@ from ..data.formats import domain_format, resolve_formats
 from ..import_run import WARM_START_KEY, warm_start_message
 from ..models import CycleGANNets
 from ..pool import ImagePool
+from ..cpu_threads import use_threads
 from ..precision import channels_last_pays, check_amp
 from ..report import ReportRefresher
 from ..tensorboard import TensorBoardLogger
@@ -55,7 +56,7 @@ from .step import Optimizers, Pools
 FREE_TO_CHANGE = {
     "run.max_steps", "run.device", "run.print_freq", "run.sample_freq", "run.save_latest_freq",
     "run.save_epoch_freq", "run.progress", "run.checkpoints_dir", "run.report_freq", "run.tensorboard",
-    "run.amp", "run.compile",
+    "run.amp", "run.compile", "run.threads",
     "data.num_workers", "data.cache_images",
 }
 # Fields a user may change on resume when they say so (--override-config): the run stays
@@ -193,6 +194,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     with a one-line message naming what to fix.
     """
     cfg.validate()
+    use_threads(cfg.run.threads)
     group, device_name = init_process_group(cfg.run.device)
     try:
         return _train(cfg, resume, override_config, group, device_name)
