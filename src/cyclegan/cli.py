@@ -261,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             print("cyclegan: error: out of GPU memory; lower --crop-size or --batch-size, "
                   "or use --generator resnet_6blocks / a smaller --ngf", file=sys.stderr)
             return 2
+        if "can't allocate memory" in str(err) or isinstance(err, MemoryError):
+            print("cyclegan: error: out of memory; translate: pass --tile 512 (or smaller) or --max-size; "
+                  "train: lower --crop-size or --batch-size", file=sys.stderr)
+            return 2
         raise
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data.images import list_inputs, load_image, to_pil, to_tensor
-from .memory import available_bytes, forward_bytes, tile_for_budget
+from .memory import available_bytes, forward_bytes, human, image_bytes, tile_for_budget
 from .models import build_translation_generator
 from .nets import size_multiple
 from .outputs import plan_outputs, prepare_output_dir, write_image
@@ -403,16 +403,16 @@ class Translator:
             return None
         w, h = size
         need = forward_bytes(self.generator, 1, h + (-h) % self.multiple, w + (-w) % self.multiple)
-        if need <= budget:
+        if need + image_bytes(3, h, w) <= budget:
             return None
         reach = receptive_radius(self.generator)
         assert reach is not None
-        tile = tile_for_budget(self.generator, budget, reach[0], reach[1])
+        tile = tile_for_budget(self.generator, budget - image_bytes(3, h, w), reach[0], reach[1])
         if tile is None:
             raise ConfigError(f"not enough memory to translate {path} even in {MIN_TILE} px tiles "
-                              f"(budget {budget / 2**30:.2f} GiB); free memory or raise --memory-budget")
-        tqdm.write(f"{path}: {w}x{h} needs about {need / 2**30:.1f} GiB whole, more than the "
-                   f"{budget / 2**30:.1f} GiB memory budget; translating it in exact {tile} px tiles "
+                              f"(budget {human(budget)}); free memory or raise --memory-budget")
+        tqdm.write(f"{path}: {w}x{h} needs about {human(need)} whole, more than the "
+                   f"{human(budget)} memory budget; translating it in exact {tile} px tiles "
                    "(--tile to choose the size, --memory-budget to change the budget)", file=sys.stderr)
         return tile
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..config import ConfigError, TrainConfig, config_diff
 from ..atomic import write_text_atomic
 from ..data import PairSampler, build_train_dataset, cache_if_it_fits
+from ..data.collate import collate_same_size
 from ..data.demo import demo_root
 from ..models import CycleGANNets
 from ..pool import ImagePool
@@ -35,7 +36,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .samples import save_sample_grid
+from .samples import sample_batch, save_sample_grid
 from .schedule import lr_factor
 from .distributed import (
     ProcessGroup,
@@ -66,6 +67,10 @@ CHANGEABLE_WITH_OVERRIDE = {
 
 N_SAMPLES = 4
 LOG_FILE = "loss_log.csv"
+
+
+def _to_device(batch: torch.Tensor | list[torch.Tensor], device: torch.device):
+    return [t.to(device) for t in batch] if isinstance(batch, list) else batch.to(device)
 
 
 def pick_device(name: str) -> torch.device:
@@ -241,6 +246,7 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
         dataset,
         batch_size=cfg.optim.batch_size,
         sampler=sampler,
+        collate_fn=collate_same_size,
         num_workers=cfg.data.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.num_workers > 0,
@@ -252,8 +258,8 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
     epoch_length = sampler.epoch_length  # items of each epoch's plan used by all processes together
     steps_per_epoch = math.ceil(epoch_length / (cfg.optim.batch_size * group.world_size))
     fixed = [dataset[(i % dataset.len_a, i % dataset.len_b, i)] for i in range(N_SAMPLES)]
-    sample_a = torch.stack([s["a"] for s in fixed]).to(device)
-    sample_b = torch.stack([s["b"] for s in fixed]).to(device)
+    sample_a = _to_device(sample_batch([s["a"] for s in fixed]), device)  # lists when sizes differ
+    sample_b = _to_device(sample_batch([s["b"] for s in fixed]), device)
 
     # ---- networks, optimisers, pools
     torch.manual_seed(cfg.run.seed)
