@@ -101,7 +101,7 @@ def test_cpu_out_of_memory_is_one_line_naming_tile_which_then_works(run_dir, tmp
 
 def _mixed_root(root: Path) -> Path:
     for domain, seed in (("trainA", 1), ("trainB", 2)):
-        for i, size in enumerate([(20, 20), (28, 16), (36, 24)]):
+        for i, size in enumerate([(64, 64), (72, 48), (80, 56)]):
             make_images(root / domain / f"s{i}", 1, size=size, seed=seed + i)
             (root / domain / f"s{i}" / "img_000.png").rename(root / domain / f"{i}.png")
             (root / domain / f"s{i}").rmdir()
@@ -116,7 +116,7 @@ def test_mixed_sizes_train_at_batch_1_with_padded_sample_grids(tmp_path):
     grids = sorted((run / "samples").glob("*.png"))
     assert grids
     grid = Image.open(grids[-1])
-    assert grid.width >= 2 + 4 * (36 + 2)  # four columns wide enough for the largest image
+    assert grid.width >= 2 + 4 * (80 + 2)  # four columns wide enough for the largest image
 
 
 def test_mixed_sizes_with_a_larger_batch_are_one_line(tmp_path):
