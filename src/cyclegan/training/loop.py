@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..config import ConfigError, TrainConfig, config_diff
 from ..atomic import write_text_atomic
 from ..data import PairSampler, build_train_dataset, cache_if_it_fits
+from ..data.collate import collate_same_size
 from ..data.demo import demo_root
 from ..data.formats import domain_format, resolve_formats
 from ..import_run import WARM_START_KEY, warm_start_message
@@ -38,7 +39,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .samples import save_sample_grid
+from .samples import sample_batch, save_sample_grid
 from .schedule import lr_factor
 from .distributed import (
     ProcessGroup,
@@ -69,6 +70,10 @@ CHANGEABLE_WITH_OVERRIDE = {
 
 N_SAMPLES = 4
 LOG_FILE = "loss_log.csv"
+
+
+def _to_device(batch: torch.Tensor | list[torch.Tensor], device: torch.device):
+    return [t.to(device) for t in batch] if isinstance(batch, list) else batch.to(device)
 
 
 def pick_device(name: str) -> torch.device:
@@ -250,6 +255,7 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
         dataset,
         batch_size=cfg.optim.batch_size,
         sampler=sampler,
+        collate_fn=collate_same_size,
         num_workers=cfg.data.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.num_workers > 0,
@@ -261,8 +267,8 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
     epoch_length = sampler.epoch_length  # items of each epoch's plan used by all processes together
     steps_per_epoch = math.ceil(epoch_length / (cfg.optim.batch_size * group.world_size))
     fixed = [dataset[(i % dataset.len_a, i % dataset.len_b, i)] for i in range(N_SAMPLES)]
-    sample_a = torch.stack([s["a"] for s in fixed]).to(device)
-    sample_b = torch.stack([s["b"] for s in fixed]).to(device)
+    sample_a = _to_device(sample_batch([s["a"] for s in fixed]), device)  # lists when sizes differ
+    sample_b = _to_device(sample_batch([s["b"] for s in fixed]), device)
 
     # ---- networks, optimisers, pools
     torch.manual_seed(cfg.run.seed)
