@@ -27,10 +27,10 @@ class StepInputs:
 
 
 def build_step(crop: int, batch: int, generator: str, device: str, amp: bool = False,
-               compile: bool = False) -> StepInputs:
+               compile: bool = False, ngf: int = 64, ndf: int = 64) -> StepInputs:
     dev = torch.device(device)
     # The training loop's own set-up (seed 0, Adam(2e-4, (0.5, 0.999)), pools of 50).
-    cfg = TrainConfig(model=ModelConfig(generator=generator), data=DataConfig(crop_size=crop),
+    cfg = TrainConfig(model=ModelConfig(generator=generator, ngf=ngf, ndf=ndf), data=DataConfig(crop_size=crop),
                       optim=OptimConfig(batch_size=batch))
     state = TrainingState.build(cfg, dev)
     if amp and channels_last_pays(dev):

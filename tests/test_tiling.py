@@ -67,13 +67,25 @@ def test_local_generator_tiled_equals_whole(channels, h, w, tile, overlap):
                                t.translate_tensor(x), atol=1e-5, rtol=0)
 
 
+class _NotLocal(nn.Module):
+    """A wrapper the exact tiler does not know (as the U-Net): tiles are blended instead."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def test_instance_norm_tiles_blend_without_seams():
     torch.manual_seed(0)
     # Smooth output for a smooth input (no transposed-conv checkerboard), per-tile statistics: a hard cut
     # between tiles shows as a jump, which is what the blend must hide.
     net = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2, padding_mode="reflect"), nn.InstanceNorm2d(8), nn.ReLU(),
                         nn.Conv2d(8, 3, 1), nn.Tanh())
-    t = Translator(net.eval(), 4, 3, CPU)
+    t = Translator(_NotLocal(net).eval(), 4, 3, CPU)
+    assert not t.tileable() and Translator(net, 4, 3, CPU).tileable()
     x = _texture(120, 144)
     whole = t.translate_tensor(x)
     blended = t.translate_tensor(x, tile=64, overlap=16)
@@ -174,7 +186,10 @@ def test_cycle_view_with_tiles(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize("extra,words", [
-    (["--tile", "0"], "tile must be a positive"),
+    (["--tile", "0"], "--tile must be at least 16"),
+    (["--tile", "4"], "--tile must be at least 16"),
+    (["--max-size", "4"], "--max-size must be at least 16"),
+    (["--memory-budget", "lots"], "not a memory size"),
     (["--tile", "16", "--tile-overlap", "9"], "more than half the tile"),
     (["--tile-overlap", "4"], "needs a tile"),
     (["--amp", "--device", "cpu"], "needs a CUDA GPU or a CPU with native bfloat16"),

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .config import DIRECTIONS, ConfigError, TrainConfig, add_config_arguments, config_from_args
+from .cpu_threads import use_threads
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
 from .evaluate import default_cache_dir, evaluate_run, paired_folder_scores
@@ -31,13 +32,18 @@ from .exported import is_exported
 from . import dataset_zoo, import_run, pretrained, serve
 from .download import DownloadError
 from .serve import ServeError
+from .memory import parse_bytes
+from .outputs import OutputError
 from .training.loop import NonFiniteLossError, train
 from .training.signals import Interrupted, TrainingStopped
 from .translate import Translator, tile_overlap
 
+THREADS_HELP = ("CPU threads for torch (0: torch's default, at most the CPUs this process may use; "
+                "OMP_NUM_THREADS if set)")
+
 EXPECTED_ERRORS = (
     ConfigError, DatasetError, ImageLoadError, RunDirError, NonFiniteLossError, MetricsDependencyError,
-    ExportError, TrainingStopped, FileNotFoundError, DownloadError, ServeError,
+    ExportError, TrainingStopped, FileNotFoundError, DownloadError, ServeError, OutputError,
 )
 
 
@@ -83,14 +89,15 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "translate",
         help="translate images with a trained run",
-        description="Translate image files or folders with a trained generator. Outputs are PNG files named "
-        "after their inputs, at the input's size.",
+        description="Translate image files, folders or videos with a trained generator. Outputs are PNG files "
+        "(videos: the same container) named after their inputs, at the input's size; existing files and inputs "
+        "are never overwritten (see --overwrite).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run", type=Path, metavar="MODEL",
                    help="run directory written by `cyclegan train`, a generator .safetensors file, a pretrained "
                         "model name (`cyclegan pretrained list`), an authors' .pth or run directory")
-    p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    p.add_argument("inputs", nargs="+", help="image files, folders of images and/or videos (.mp4 .mov .mkv ...)")
     p.add_argument("--direction", choices=list(DIRECTIONS), default="AtoB", help="which generator to apply")
     p.add_argument("--output-dir", type=Path, required=True, help="where translated images are written")
     p.add_argument("--config", type=Path, default=None,
@@ -100,26 +107,38 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, default=None,
                    help="translate images larger than this (longest side) at this size, then scale back")
     p.add_argument("--tile", type=int, default=None,
-                   help="translate images larger than TILE px in overlapping TILE x TILE tiles, --batch-size tiles "
-                        "per pass, blended without seams (memory follows the tile; instance norm makes the result "
-                        "close to, not equal to, the whole-image one); None: whole images")
+                   help="translate images larger than TILE px (at least 16) in TILE x TILE tiles: memory follows "
+                        "the tile; ResNet generators give the whole-image result (whole-image instance-norm "
+                        "statistics, slower), the U-Net blends overlapping tiles; None: whole images, tiled "
+                        "automatically when they would not fit in --memory-budget")
     p.add_argument("--tile-overlap", type=int, default=None,
-                   help="pixels neighbouring tiles share and blend over, at most TILE/2; None: TILE/8")
+                   help="U-Net tiles only: pixels neighbouring tiles share and blend over, at most TILE/2; None: TILE/8")
+    p.add_argument("--memory-budget", default=None,
+                   help="memory a whole-image pass may use (e.g. 8G, 512M); larger images are tiled exactly. "
+                        "None: the memory available when translating starts")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing files in --output-dir (inputs are never overwritten)")
     p.add_argument("--cycle", action="store_true", help="also write OUTPUT_DIR/cycle/NAME.png: input | translated | reconstructed")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action="store_true",
                    help="bfloat16 autocast on CUDA (with channels_last) or on a CPU with native bfloat16 "
                         "(AVX512-BF16/AMX): faster, output differs slightly from float32; refused elsewhere")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     p.set_defaults(func=_cmd_translate)
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
-    if args.max_size is not None and args.max_size < 4:
-        raise ConfigError("--max-size must be at least 4")
+    if args.max_size is not None and args.max_size < 16:
+        raise ConfigError(f"--max-size must be at least 16 pixels, got {args.max_size}")
+    try:
+        budget = parse_bytes(args.memory_budget) if args.memory_budget is not None else None
+    except ValueError as err:
+        raise ConfigError(f"--memory-budget: {err}") from None
     tile_overlap(args.tile, args.tile_overlap)  # before the model loads: bad values fail at once
+    use_threads(args.threads)
     if args.run.is_file() and args.run.suffix == ".safetensors" and not is_exported(args.run):
         config = args.config or find_config(args.run)
         if args.cycle:
@@ -131,8 +150,9 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     written = translator.translate_files(
         args.inputs, args.output_dir, batch_size=args.batch_size, max_size=args.max_size,
         cycle_view=args.cycle, progress=args.progress, tile=args.tile, overlap=args.tile_overlap,
+        overwrite=args.overwrite, memory_budget=budget,
     )
-    print(f"wrote {len(written)} images to {args.output_dir}")
+    print(f"wrote {len(written)} files to {args.output_dir}")
     return 0
 
 
@@ -176,11 +196,13 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=50, help="images per Inception forward pass")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, ...")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars")
+    p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    use_threads(args.threads)
     if args.run is None:
         if args.fake is None or args.real is None:
             raise ConfigError("pass RUN_DIR, or both --fake DIR and --real DIR")
@@ -428,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(err, torch.cuda.OutOfMemoryError):
             print("cyclegan: error: out of GPU memory; lower --crop-size or --batch-size, "
                   "or use --generator resnet_6blocks / a smaller --ngf", file=sys.stderr)
+            return 2
+        if "can't allocate memory" in str(err) or isinstance(err, MemoryError):
+            print("cyclegan: error: out of memory; translate: pass --tile 512 (or smaller) or --max-size; "
+                  "train: lower --crop-size or --batch-size", file=sys.stderr)
             return 2
         raise
 

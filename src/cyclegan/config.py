@@ -177,6 +177,8 @@ class RunConfig:
     amp: bool = _opt(False, "bfloat16 autocast on CUDA (with channels_last) or on a CPU with native bfloat16 "
                           "(AVX512-BF16/AMX); loss terms stay float32")
     compile: bool = _opt(False, "torch.compile the networks (the first steps are slow while it compiles)")
+    threads: int = _opt(0, "CPU threads for torch (0: torch's default, at most the CPUs this process may use; "
+                           "OMP_NUM_THREADS if set)")
 
 
 @dataclass(frozen=True)

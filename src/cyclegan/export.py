@@ -143,6 +143,20 @@ def _max_abs_diff(net: nn.Module, run: Callable[[torch.Tensor], np.ndarray], sha
     return worst
 
 
+def _writable_output(output: Path) -> Path:
+    """`output` checked before minutes of export: not a folder, its folder creatable and writable."""
+    if output.is_dir():
+        raise ExportError(f"--output {output} is a folder; pass a file name, e.g. {output / 'generator.onnx'}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(f"cannot create the folder of --output {output}: {err.strerror or err}") from None
+    if not os.access(output.parent, os.W_OK):
+        raise ExportError(f"cannot write --output {output}: its folder is not writable (read-only or no "
+                          "permission); pass another path")
+    return output
+
+
 def export_generator(
     run_dir: str | Path,
     direction: str = "AtoB",
@@ -182,8 +196,7 @@ def export_generator(
         return export_safetensors(run_dir, net, direction, output, shapes, verify, translator.multiple)
     example = _random_input(shapes[0], seed=0)
 
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output = _writable_output(Path(output))
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         if fmt == "onnx":
@@ -206,6 +219,8 @@ def export_generator(
                 f"exported {fmt} model differs from PyTorch by up to {diff:.3g} (> {TOLERANCE:g}); nothing was written"
             )
         os.replace(tmp, output)
+    except OSError as err:
+        raise ExportError(f"could not write {output}: {err.strerror or err}; nothing was written") from None
     finally:
         tmp.unlink(missing_ok=True)
     return {

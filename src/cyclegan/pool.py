@@ -42,15 +42,18 @@ class ImagePool:
         return torch.cat(out, 0)
 
     def state_dict(self) -> dict:
-        stored = torch.cat(self.images, 0).cpu() if self.images else torch.empty(0)
+        if len({tuple(img.shape) for img in self.images}) > 1:  # images of several sizes (batch 1, no crop)
+            stored: torch.Tensor | list[torch.Tensor] = [img[0].cpu() for img in self.images]
+        else:
+            stored = torch.cat(self.images, 0).cpu() if self.images else torch.empty(0)
         return {"size": self.size, "images": stored, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         if state["size"] != self.size:
             raise ValueError(f"image pool of size {state['size']} cannot be loaded into one of size {self.size}")
         stored = state["images"]
-        stored = _at_least_float32(stored)
-        self.images = [img.unsqueeze(0).to(device) for img in stored] if stored.numel() else []
+        stored = [_at_least_float32(img) for img in stored] if isinstance(stored, list) else _at_least_float32(stored)
+        self.images = [img.unsqueeze(0).to(device) for img in stored] if len(stored) else []
         self.generator.set_state(state["generator"])
 
 

@@ -136,6 +136,7 @@ def load_weights(net: nn.Module, path: Path) -> None:
         tensors = load_file(str(path))
     except (OSError, SafetensorError) as err:
         raise RunDirError(f"cannot read weights {path}: {err}") from None
+    check_tensors(tensors, net.state_dict(), path)
     try:
         net.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
@@ -145,6 +146,20 @@ def load_weights(net: nn.Module, path: Path) -> None:
             f"weights {path} do not fit this network ({detail}); was it trained with another "
             "--generator/--ngf/--norm/--input-nc? Use the config.json saved beside it"
         ) from None
+
+
+def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights whose dtype differs from the network's (e.g. int64 where float32 belongs;
+    load_state_dict would convert silently) or that hold NaN/inf (black or garbage images)."""
+    for name, tensor in tensors.items():
+        want = expected.get(name)
+        if want is not None and tensor.dtype != want.dtype:
+            raise RunDirError(f"weights {path}: {name} is {tensor.dtype}, expected {want.dtype}; "
+                              "the file is damaged or not a cyclegan generator")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise RunDirError(f"weights {path}: {name} holds {bad} non-finite values (NaN or inf); "
+                              "the file is damaged or from a run that diverged; use an earlier checkpoint")
 
 
 def find_config(weights: Path) -> Path:

@@ -3,7 +3,7 @@
     translator = Translator.from_run("checkpoints/h2z", direction="AtoB")
     zebra = translator(Image.open("horse.jpg"))          # PIL in, PIL out
     batch_out = translator(batch_in)                      # (N, C, H, W) in [-1, 1] in, same out
-    big = translator(Image.open("photo.jpg"), tile=512)   # overlapping 512 px tiles, blended
+    big = translator(Image.open("photo.jpg"), tile=512)   # 512 px tiles, equal to the whole-image result
 """
 
 from __future__ import annotations
@@ -26,8 +26,43 @@ from .data.images import list_inputs, to_pil, to_tensor
 from .data.native import DomainFormat, encode_image, image_tensor, output_suffix, preview, read_image
 from .device import resolve_device
 from .methods import check_config, method_of
+from .memory import available_bytes, forward_bytes, human, image_bytes, tile_for_budget
+from .outputs import plan_outputs, prepare_output_dir, temporary_output, write_image
+from .tiling import ExactTiler, receptive_radius
 from .precision import channels_last_pays, check_amp
-from .rundir import RunDir, RunDirError, find_config, load_weights, weights_file
+from .rundir import CheckpointError, RunDir, RunDirError, find_config, load_weights, weights_file
+
+# Smallest side the generators take: a ResNet's 1/4-scale bottleneck must keep 2 pixels for its
+# reflection padding and instance norm. Smaller sides are replicated up and averaged back.
+MIN_SIDE = 8
+MIN_TILE = 16
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+
+
+def upscale_tiny(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Repeat each pixel (fy, fx) times so that both sides reach MIN_SIDE; return the factors.
+
+    Pixel replication (not interpolation) keeps the image's values, and averaging the
+    output over the same (fy, fx) blocks (`downscale_tiny`) returns exactly the input's size.
+    """
+    h, w = x.shape[-2:]
+    fy, fx = -(-MIN_SIDE // h), -(-MIN_SIDE // w)
+    if fy > 1:
+        x = x.repeat_interleave(fy, dim=-2)
+    if fx > 1:
+        x = x.repeat_interleave(fx, dim=-1)
+    return x, (fy, fx)
+
+
+def downscale_tiny(out: torch.Tensor, factors: tuple[int, int]) -> torch.Tensor:
+    return F.avg_pool2d(out, factors) if factors != (1, 1) else out
+
+
+def check_finite(out: torch.Tensor) -> torch.Tensor:
+    if not torch.isfinite(out).all():
+        raise CheckpointError("the generator produced non-finite values (NaN or inf); its weights are damaged "
+                              "or from a run that diverged; nothing was written for this image")
+    return out
 
 
 def _channels(cfg: ModelConfig, direction: Direction) -> tuple[int, int]:
@@ -61,8 +96,8 @@ def tile_overlap(tile: int | None, overlap: int | None) -> int | None:
         if overlap is not None:
             raise ConfigError("a tile overlap needs a tile size")
         return None
-    if tile < 1:
-        raise ConfigError(f"tile must be a positive number of pixels, got {tile}")
+    if tile < MIN_TILE:
+        raise ConfigError(f"--tile must be at least {MIN_TILE} pixels, got {tile}")
     overlap = tile // 8 if overlap is None else overlap
     if overlap < 0:
         raise ConfigError(f"tile overlap must be 0 or more pixels, got {overlap}")
@@ -136,6 +171,7 @@ class Translator:
         self.amp = amp
         # how inputs are read and outputs written (default: 8-bit images, PNG out)
         self.format_in, self.format_out = formats or (DomainFormat(in_channels), DomainFormat(3))
+        self._tilers: dict[tuple[int, int], ExactTiler] = {}
 
     @classmethod
     def from_run(
@@ -200,34 +236,53 @@ class Translator:
         overlap: int | None = None,
         tile_batch: int = 4,
     ) -> torch.Tensor:
-        """(N, C, H, W) in [-1, 1] -> translated (N, C', H, W) float32, any H and W.
+        """(N, C, H, W) in [-1, 1] -> translated (N, C', H, W) float32, any H and W (down to 1x1).
 
-        With `tile`, images with a side longer than `tile` are translated as
-        overlapping tile x tile crops (`overlap` pixels shared, default tile // 8),
-        `tile_batch` crops per forward pass, and blended with raised-cosine
-        weights, so memory follows the tile, not the image. Images that fit in one
-        tile take the whole-image path unchanged. Instance norm normalises each
-        tile by its own statistics, so a tiled result is close to, not equal to,
-        the whole-image one; the blend hides the seams.
+        With `tile`, images with a side longer than `tile` are translated tile by tile
+        so that memory follows the tile, not the image. For the ResNet generators (any
+        network of local layers, see tiling.receptive_radius) the tiles are exact: every
+        instance norm gets the whole image's statistics (tiling.ExactTiler), and the result
+        equals the whole-image one up to float rounding. The U-Net sees the whole image
+        from its bottleneck, so it cannot be tiled exactly: its tiles overlap (`overlap`
+        pixels, default tile // 8), run `tile_batch` per pass and are blended with
+        raised-cosine weights; each uses its own statistics, so the result is close to,
+        not equal to, the whole-image one. Images that fit in one tile take the
+        whole-image path unchanged.
+        Raises CheckpointError when the output holds NaN or inf.
         """
         net = self.generator if net is None else net
         overlap = tile_overlap(tile, overlap)
         x = x.to(self.device)
-        if tile is None or overlap is None:
-            return self._forward(net, x)
+        if tile is None or overlap is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
+            return check_finite(self._forward(net, x))
         if tile_batch < 1:
             raise ConfigError(f"tile_batch must be at least 1, got {tile_batch}")
-        if x.shape[-2] <= tile and x.shape[-1] <= tile:
-            return self._forward(net, x)
-        return self._tiled(net, x, tile, overlap, tile_batch)
+        if self.tileable(net):
+            return check_finite(self._exact_tiled(net, x, tile))
+        return check_finite(self._tiled(net, x, tile, overlap, tile_batch))
 
-    def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def tileable(self, net: nn.Module | None = None) -> bool:
+        """Whether `net` (default: the generator) can be tiled exactly."""
+        return receptive_radius(self.generator if net is None else net) is not None
+
+    def _run(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Upscale tiny sides, pad to the size multiple, apply `net`, undo both."""
+        x, factors = upscale_tiny(x)
         padded, (h, w) = pad_to_multiple(x, self.multiple)
         if self.amp and channels_last_pays(self.device):
             padded = padded.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext():
             out = net(padded)
-        return out[..., :h, :w].float()
+        return downscale_tiny(out[..., :h, :w].float(), factors)
+
+    def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return self._run(net, x)
+
+    def _exact_tiled(self, net: nn.Module, x: torch.Tensor, tile: int) -> torch.Tensor:
+        key = (id(net), tile)
+        if key not in self._tilers:
+            self._tilers[key] = ExactTiler(net, tile)
+        return self._run(self._tilers[key], x)
 
     def _tiled(self, net: nn.Module, x: torch.Tensor, tile: int, overlap: int, tile_batch: int) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -291,68 +346,121 @@ class Translator:
         progress: bool = True,
         tile: int | None = None,
         overlap: int | None = None,
+        overwrite: bool = False,
+        memory_budget: int | None = None,
     ) -> list[Path]:
-        """Translate image files/folders into output_dir/<stem>.png, each at its input's size.
+        """Translate image files/folders (and videos) into output_dir/<stem>.png (<stem>.mp4 ...),
+        each at its input's size; returns the paths written, one per input.
 
         Images of the same size are batched together, batch_size at a time (None: 1 on a
         CPU, where larger batches measured slower per image, 8 on a GPU). With max_size, larger images are
         translated at that longest side (aspect kept) and scaled back. With tile, images
-        larger than a tile are translated in overlapping tiles, batch_size tiles per pass
-        (see translate_tensor), each as soon as it is read: its tiles fill the batches,
-        and waiting for a same-size partner would only hold a large image in memory.
+        larger than a tile are translated in tiles (see translate_tensor), each as soon as it
+        is read. Without tile, an image whose whole-image pass would need more than
+        `memory_budget` bytes (None: the memory available now) is tiled exactly with the
+        largest tile that fits, and a message says so. Videos (VIDEO_EXTENSIONS) are
+        translated frame by frame, batch_size frames per pass (cyclegan.video).
         With cycle_view, output_dir/cycle/<stem>.png shows input | translated | reconstructed.
+        Output names are planned first (cyclegan.outputs.plan_outputs): unique, never an input,
+        never an existing file unless `overwrite`; each file is written under a temporary name
+        and renamed, so an interrupted run leaves only complete files.
         """
         tile_overlap(tile, overlap)  # fail before any output is written
+        if max_size is not None and max_size < MIN_TILE:
+            raise ConfigError(f"--max-size must be at least {MIN_TILE} pixels, got {max_size}")
         if batch_size is None:
             batch_size = 8 if self.device.type == "cuda" else 1
         paths = list_inputs(inputs)
         output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
+        videos = [p for p in paths if p.suffix.lower() in VIDEO_EXTENSIONS]
+        images = [p for p in paths if p not in videos]
+        suffixes = [p.suffix.lower() if p in videos else output_suffix(self.format_out, p) for p in paths]
+        targets = plan_outputs(paths, output_dir, suffixes, overwrite, subfolders=["cycle"] if cycle_view else [])
+        prepare_output_dir(output_dir)
         if cycle_view:
-            (output_dir / "cycle").mkdir(exist_ok=True)
-        targets = _unique_names(paths)
+            prepare_output_dir(output_dir / "cycle")
+        budget = memory_budget if memory_budget is not None else available_bytes()
         by_size: dict[tuple[int, int], list[tuple[Path, torch.Tensor, tuple[int, int]]]] = defaultdict(list)
         written = []
-        bar = tqdm(total=len(paths), disable=not progress, unit="img")
-        tiling = {"tile": tile, "overlap": overlap, "tile_batch": batch_size}
-        for path in paths:
+        bar = tqdm(total=len(images), disable=not progress or not images, unit="img")
+        for path in images:
             img = read_image(path, self.format_in)  # a PIL image, or float planes beyond 8-bit RGB
             original = img.size
             if max_size is not None and max(original) > max_size:
                 scale = max_size / max(original)
                 img = img.resize((max(1, round(original[0] * scale)), max(1, round(original[1] * scale))), Image.BICUBIC)
-            if tile is not None and max(img.size) > tile:
-                written += self._flush([(path, image_tensor(img, self.format_in), original)], targets, output_dir, cycle_view, bar, tiling)
+            image_tile = tile if tile is not None else self._budget_tile(path, img.size, budget, cycle_view)
+            tiling = {"tile": image_tile, "overlap": overlap, "tile_batch": batch_size}
+            if image_tile is not None and max(img.size) > image_tile:
+                written += self._flush([(path, image_tensor(img, self.format_in), original)], targets, cycle_view,
+                                       bar, tiling)
                 continue
             group = by_size[img.size]
             group.append((path, image_tensor(img, self.format_in), original))
             if len(group) == batch_size:
-                written += self._flush(group, targets, output_dir, cycle_view, bar, tiling)
+                written += self._flush(group, targets, cycle_view, bar, tiling)
                 group.clear()
         for group in by_size.values():
             if group:
-                written += self._flush(group, targets, output_dir, cycle_view, bar, tiling)
+                written += self._flush(group, targets, cycle_view, bar, {"tile": tile, "overlap": overlap,
+                                                                           "tile_batch": batch_size})
         bar.close()
+        if videos:
+            from .video import translate_video  # PyAV is an optional extra
+
+            for path in videos:
+                written.append(translate_video(self, path, targets[path], batch_size=batch_size, progress=progress,
+                                               tile=tile, overlap=overlap))
         return written
 
-    def _flush(self, group, targets: dict[Path, str], output_dir: Path, cycle_view: bool, bar,
-               tiling: dict[str, Any]) -> list[Path]:
+    def _budget_tile(self, path: Path, size: tuple[int, int], budget: int | None, cycle_view: bool) -> int | None:
+        """None when the whole image fits in `budget`; else the largest exact tile that does (with a message)."""
+        if budget is None or not self.tileable() or (cycle_view and not self.tileable(self.inverse)):
+            return None
+        w, h = size
+        need = forward_bytes(self.generator, 1, h + (-h) % self.multiple, w + (-w) % self.multiple)
+        if need + image_bytes(3, h, w) <= budget:
+            return None
+        reach = receptive_radius(self.generator)
+        assert reach is not None
+        tile = tile_for_budget(self.generator, budget - image_bytes(3, h, w), reach[0], reach[1])
+        if tile is None:
+            raise ConfigError(f"not enough memory to translate {path} even in {MIN_TILE} px tiles "
+                              f"(budget {human(budget)}); free memory or raise --memory-budget")
+        tqdm.write(f"{path}: {w}x{h} needs about {human(need)} whole, more than the "
+                   f"{human(budget)} memory budget; translating it in exact {tile} px tiles "
+                   "(--tile to choose the size, --memory-budget to change the budget)", file=sys.stderr)
+        return tile
+
+    def _flush(self, group, targets: dict[Path, Path], cycle_view: bool, bar, tiling: dict[str, Any]) -> list[Path]:
         batch = torch.stack([t for _, t, _ in group])
-        if cycle_view:
-            fake, rec = self.cycle(batch, **tiling)
-            rec = rec.cpu()
-        else:
-            fake, rec = self.translate_tensor(batch, **tiling), None
+        try:
+            if cycle_view:
+                fake, rec = self.cycle(batch, **tiling)
+                rec = rec.cpu()
+            else:
+                fake, rec = self.translate_tensor(batch, **tiling), None
+        except CheckpointError as err:
+            raise CheckpointError(f"{group[0][0]}: {err}") from None
+        except (RuntimeError, MemoryError) as err:
+            if not _out_of_memory(err):
+                raise
+            names = ", ".join(str(p) for p, _, _ in group[:3])
+            h, w = batch.shape[-2:]
+            raise ConfigError(f"out of memory translating {names} ({w}x{h}); pass --tile 512 (or smaller) "
+                              "to translate in exact tiles, --max-size to shrink it, or a smaller --batch-size") from None
         # One readback per batch: per-image .cpu() calls would each wait for the GPU.
         fake = fake.cpu()
         written = []
         for i, (path, tensor, original) in enumerate(group):
-            target = output_dir / f"{targets[path]}{output_suffix(self.format_out, path)}"
-            encode_image(fake[i], original, self.format_out, target)
+            target = targets[path]
+            with temporary_output(target) as tmp:
+                encode_image(fake[i], original, self.format_out, tmp, suffix=target.suffix)
             written.append(target)
             if rec is not None:
                 strip = [preview(tensor), preview(fake[i]), preview(rec[i])]
-                _side_by_side(strip).save(output_dir / "cycle" / f"{targets[path]}.png")
+                cycle_target = target.parent / "cycle" / target.name
+                write_image(_side_by_side(strip), cycle_target)
             bar.update(1)
         return written
 
@@ -361,21 +469,16 @@ def _note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    # CPU: "DefaultCPUAllocator: can't allocate memory"; CUDA: torch.OutOfMemoryError (a RuntimeError).
+    text = str(err)
+    return (isinstance(err, MemoryError) or isinstance(err, torch.OutOfMemoryError)
+            or "can't allocate memory" in text or "out of memory" in text.lower())
+
+
 def _side_by_side(images: list[Image.Image]) -> Image.Image:
     w, h = images[0].size
     canvas = Image.new("RGB", (w * len(images), h))
     for i, img in enumerate(images):
         canvas.paste(img.convert("RGB"), (i * w, 0))
     return canvas
-
-
-def _unique_names(paths: list[Path]) -> dict[Path, str]:
-    """Output stems, made unique when two inputs share a name (from different folders)."""
-    seen: dict[str, int] = {}
-    names = {}
-    for path in paths:
-        stem = path.stem
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        names[path] = stem if count == 0 else f"{stem}_{count}"
-    return names

@@ -251,20 +251,25 @@ def output_suffix(fmt: DomainFormat, input_path: str | Path) -> str:
     return ".tif" if Path(input_path).suffix.lower() in TIFF_SUFFIXES or not png_ok else ".png"
 
 
-def encode_image(t: torch.Tensor, size: tuple[int, int], fmt: DomainFormat, path: Path) -> None:
-    """Write a translated (C, H, W) tensor at `size` (w, h) as `path` (.png or .tif) in the domain's depth."""
+def encode_image(t: torch.Tensor, size: tuple[int, int], fmt: DomainFormat, path: Path,
+                 suffix: str | None = None) -> None:
+    """Write a translated (C, H, W) tensor at `size` (w, h) as `path` in the domain's depth.
+
+    `suffix` (.png or .tif; default: the path's) picks the format, so a temporary name can be written.
+    """
+    suffix = suffix or path.suffix
     if fmt.classic:
         out = to_pil(t)
         if out.size != size:
             out = out.resize(size, Image.BICUBIC)
-        out.save(path)
+        out.save(path, format="PNG")
         return
     if tuple(t.shape[-1:-3:-1]) != size:
         # scale back in float, before quantising, so no depth is lost on the way
         planes = Planes.from_array(t.detach().float().cpu().permute(1, 2, 0).numpy()).resize(size)
         t = torch.from_numpy(planes.array())
     arr = tensor_array(t, fmt)
-    if path.suffix == ".tif":
+    if suffix == ".tif":
         import tifffile
 
         if arr.shape[2] == 1:

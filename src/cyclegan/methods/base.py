@@ -47,7 +47,8 @@ def fuse_passes(nets: CycleGANNets, device: torch.device, fuse: bool | None = No
     or no norm, not batch norm (`CycleGANNets.samples_independent`). None decides by
     device: on a GPU one call halves the kernel launches of a batch-1 step; on a CPU,
     where a launch costs next to nothing, the doubled working set measured slower (18.9
-    against 16.9 s per step at 256 px) and the concatenation costs memory.
+    against 16.9 s per step at 256 px, one thread of a 2-core Intel Xeon) and the
+    concatenation costs memory.
     """
     if not nets.samples_independent:
         return False

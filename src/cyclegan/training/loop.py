@@ -16,9 +16,11 @@ from tqdm import tqdm
 
 from ..config import ConfigError, TrainConfig
 from ..data import PairSampler, build_train_dataset, cache_if_it_fits
+from ..data.collate import collate_same_size
 from ..data.demo import demo_root
 from ..data.formats import domain_format, resolve_formats
 from ..import_run import WARM_START_KEY, warm_start_message
+from ..cpu_threads import use_threads
 from ..device import resolve_device
 from ..methods import METHODS, check_config
 from ..precision import channels_last_pays, check_amp
@@ -35,7 +37,7 @@ from .distributed import (
     wrap_for_training,
 )
 from .resume import absolute_dataroot, check_resume_config, dataset_changes
-from .samples import render_sample_grid
+from .samples import render_sample_grid, sample_batch
 from .schedule import lr_factor
 from .signals import (
     Interrupted,
@@ -74,6 +76,10 @@ def _check_finite(recent: list[torch.Tensor], last_step: int, run: RunDir, names
     )
 
 
+def _to_device(batch: torch.Tensor | list[torch.Tensor], device: torch.device):
+    return [t.to(device) for t in batch] if isinstance(batch, list) else batch.to(device)
+
+
 def resume_command(cfg: TrainConfig) -> str:
     """The command that continues this run, quoted for a POSIX shell (the rest comes from config.json)."""
     return shlex.join(["cyclegan", "train", "--resume", "--name", cfg.run.name,
@@ -107,6 +113,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     """
     typed_dataroot = cfg.data.dataroot
     cfg = absolute_dataroot(check_config(cfg))
+    use_threads(cfg.run.threads)
     group, device_name = init_process_group(cfg.run.device)
     try:
         if group.distributed and not METHODS[cfg.model.method].distributed:
@@ -151,8 +158,8 @@ class _Data:
     loader: DataLoader
     epoch_length: int  # items of each epoch's plan used by all processes together
     steps_per_epoch: int
-    sample_a: torch.Tensor  # the fixed images of the sample grids
-    sample_b: torch.Tensor
+    sample_a: torch.Tensor | list[torch.Tensor]  # the fixed images of the sample grids
+    sample_b: torch.Tensor | list[torch.Tensor]
 
 
 def _data(cfg: TrainConfig, run: RunDir, resuming: bool, override_config: bool, group: ProcessGroup,
@@ -179,6 +186,7 @@ def _data(cfg: TrainConfig, run: RunDir, resuming: bool, override_config: bool, 
         dataset,
         batch_size=cfg.optim.batch_size,
         sampler=sampler,
+        collate_fn=collate_same_size,
         num_workers=cfg.data.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.data.num_workers > 0,
@@ -191,7 +199,8 @@ def _data(cfg: TrainConfig, run: RunDir, resuming: bool, override_config: bool, 
     return _Data(
         root, files, changes, sampler, loader, sampler.epoch_length,
         math.ceil(sampler.epoch_length / (cfg.optim.batch_size * group.world_size)),
-        torch.stack([s["a"] for s in fixed]).to(device), torch.stack([s["b"] for s in fixed]).to(device),
+        # lists when the sizes differ (non-cropping --preprocess)
+        _to_device(sample_batch([s["a"] for s in fixed]), device), _to_device(sample_batch([s["b"] for s in fixed]), device),
     )
 
 

@@ -58,6 +58,32 @@ def render_grid(groups: list[list[torch.Tensor]], headers: list[tuple[str, ...]]
     return canvas
 
 
-def render_sample_grid(nets: CycleGANNets, real_a: torch.Tensor, real_b: torch.Tensor) -> Image.Image:
-    """The grid of the paper's Figure 4 for these images (written by `RunDir.save_sample`)."""
-    return render_grid(cycle_rows(nets, real_a, real_b), [COLUMNS_A, COLUMNS_B])
+def sample_batch(images: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """The fixed sample images as one batch, or as a list of (1, C, H, W) when their sizes differ
+    (non-cropping --preprocess): each is then translated at its own size and padded in the grid."""
+    if len({tuple(t.shape) for t in images}) == 1:
+        return torch.stack(images)
+    return [t.unsqueeze(0) for t in images]
+
+
+def _pad_rows(per_image: list[list[list[torch.Tensor]]]) -> list[list[torch.Tensor]]:
+    """Rows of single images of several sizes -> the same rows as batches, padded white to the largest."""
+    h = max(col.shape[2] for rows in per_image for group in rows for col in group)
+    w = max(col.shape[3] for rows in per_image for group in rows for col in group)
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, w - t.shape[3], 0, h - t.shape[2]), value=255)
+
+    return [[torch.cat([pad(rows[g][c]) for rows in per_image]) for c in range(len(per_image[0][g]))]
+            for g in range(len(per_image[0]))]
+
+
+def render_sample_grid(nets: CycleGANNets, real_a: torch.Tensor | list[torch.Tensor],
+                       real_b: torch.Tensor | list[torch.Tensor]) -> Image.Image:
+    """The grid of the paper's Figure 4 for these images (lists: images of several sizes, padded);
+    written by `RunDir.save_sample`."""
+    if isinstance(real_a, list):
+        rows = _pad_rows([cycle_rows(nets, a, b) for a, b in zip(real_a, real_b)])
+    else:
+        rows = cycle_rows(nets, real_a, real_b)
+    return render_grid(rows, [COLUMNS_A, COLUMNS_B])

@@ -1,0 +1,148 @@
+"""Training step time on an idle CPU and beside a busy process, old and new thread defaults.
+
+`old` is what the package did before: torch imported first, so OpenMP keeps its default wait
+policy (threads spin at the end of every parallel region), and torch's default thread count.
+`new` is the package's default now (`cyclegan.cpu_threads`): cyclegan imported first, so
+OMP_WAIT_POLICY=PASSIVE is in force when torch loads, and threads from the CPUs this process
+may run on. Each measurement is a fresh subprocess timing the training step (`train_step`,
+random tensors, the demo's networks by default) for --steps steps or --max-seconds seconds,
+whichever ends first (at least 2 steps). `busy` starts one more process that spins in pure Python (bounded in time, and
+stopped as soon as the measurement ends), unpinned or pinned to one CPU with --pin-busy.
+Conditions and variants alternate within every round, so slow drift of the machine's load
+reaches all of them alike; the 1-minute load average is recorded before each measurement.
+OMP_* / MKL_* / GOMP_* / KMP_* settings of the calling shell are removed for the children:
+this measures the defaults.
+
+    python benchmarks/busy_machine.py --rounds 2 --steps 10 --max-seconds 10 --warmup 0 --json busy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+SPIN = "import time\nend = time.monotonic() + {seconds}\nx = 0\nwhile time.monotonic() < end:\n    x += 1\n"
+STRIPPED = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.variant == "old":
+        import torch  # first: OpenMP reads its (default) wait policy before cyclegan could set one
+    from cyclegan.config import LossConfig
+    from cyclegan.cpu_threads import use_threads
+    from cyclegan.methods import train_step
+
+    import torch
+
+    if args.variant == "new":
+        use_threads(0)  # what `cyclegan train` does with the default --threads 0
+    sys.path.insert(0, str(Path(__file__).parent))
+    from step_setup import build_step
+
+    setup = build_step(args.crop, 1, args.generator, "cpu", ngf=args.ngf, ndf=args.ndf)
+
+    def one_step() -> None:
+        losses = train_step(setup.nets, setup.optimizers, setup.pools, setup.real_a, setup.real_b, LossConfig())
+        float(losses["disc_b"])
+
+    for _ in range(args.warmup):
+        one_step()
+    times: list[float] = []
+    begin = time.perf_counter()
+    while len(times) < args.steps and (len(times) < 2 or time.perf_counter() - begin < args.max_seconds):
+        start = time.perf_counter()
+        one_step()
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"times": times, "threads": torch.get_num_threads(),
+                      "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)")}))
+
+
+def cpu_model() -> str:
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def measure(args: argparse.Namespace, variant: str, busy: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
+    cmd = [sys.executable, __file__, "--one", variant, "--crop", str(args.crop), "--generator", args.generator,
+           "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--max-seconds", str(args.max_seconds)]
+    load_before = os.getloadavg()[0]
+    spinner = None
+    if busy:
+        # Bounded on its own too: if this script is killed, the spinner still ends.
+        code = SPIN.format(seconds=args.max_seconds * 10 + 600)
+        if args.pin_busy is not None:
+            code = f"import os\nos.sched_setaffinity(0, {{{args.pin_busy}}})\n" + code
+        spinner = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
+                             timeout=args.max_seconds * 10 + 600).stdout
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+    r = json.loads(out.strip().splitlines()[-1])
+    t = r.pop("times")
+    return {"variant": variant, "busy": busy, "load_1min_before": load_before, "steps": len(t),
+            "min": min(t), "median": statistics.median(t), "times": t, **r}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement, at most")
+    parser.add_argument("--max-seconds", type=float, default=40.0, help="stop timing after this (at least 2 steps)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--generator", default="resnet_6blocks")
+    parser.add_argument("--ngf", type=int, default=32)
+    parser.add_argument("--ndf", type=int, default=32)
+    parser.add_argument("--pin-busy", type=int, default=None, help="pin the busy process to this CPU")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--one", choices=["old", "new"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        args.variant = args.one
+        child(args)
+        return
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows = []
+    for rnd in range(args.rounds):
+        for busy in (False, True):
+            # Swap the order every round so neither variant always runs first.
+            for variant in (("old", "new") if rnd % 2 == 0 else ("new", "old")):
+                r = measure(args, variant, busy)
+                r["round"] = rnd
+                rows.append(r)
+                print(f"round {rnd} {'busy' if busy else 'idle'} {variant}: {r['steps']} steps, "
+                      f"min {r['min']:.3f} s, median {r['median']:.3f} s, {r['threads']} threads, "
+                      f"load {r['load_1min_before']:.2f}", flush=True)
+    print(f"# busy_machine {started}, {cpu_model()}, {os.cpu_count()} CPUs, crop {args.crop}, "
+          f"{args.generator} ngf {args.ngf} ndf {args.ndf}, busy process pinned: {args.pin_busy}")
+    print("| condition | defaults | threads | steps | s/step min | s/step median | load avg (1 min) before |")
+    print("|---|---|---|---|---|---|---|")
+    for busy in (False, True):
+        for variant in ("old", "new"):
+            rs = [r for r in rows if r["busy"] == busy and r["variant"] == variant]
+            t = [x for r in rs for x in r["times"]]
+            loads = [r["load_1min_before"] for r in rs]
+            print(f"| {'busy' if busy else 'idle'} | {variant} | {rs[0]['threads']} | {len(t)} | {min(t):.3f} | "
+                  f"{statistics.median(t):.3f} | {min(loads):.2f}-{max(loads):.2f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"started": started, "cpu": cpu_model(), "args": vars(args), "rows": rows},
+                                        indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

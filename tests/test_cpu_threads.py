@@ -1,0 +1,144 @@
+"""The CPU thread policy (cpu_threads.py): passive OpenMP waiting set before torch loads, the
+user's own OpenMP settings respected, thread counts from --threads and the available CPUs.
+
+Each check that depends on what OpenMP read at load time runs in a fresh interpreter, and asks
+OpenMP itself (OMP_DISPLAY_ENV=VERBOSE makes GNU libgomp print the settings it took) rather than
+trusting the environment variable. libgomp prints OMP_WAIT_POLICY 'PASSIVE' for its default too,
+which spins 300,000 times at a barrier before sleeping; truly passive is a spin count of 0, so
+that count is what the checks read. No timings here: the speed effect is benchmarks/busy_machine.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from cyclegan.cli import main
+from cyclegan.config import TrainConfig
+from cyclegan.cpu_threads import cgroup_cpu_limit, set_wait_policy_default, use_threads
+
+from conftest import tiny_config
+
+REPORT = ("import json, os, torch; print(json.dumps({'policy': os.environ.get('OMP_WAIT_POLICY'), "
+          "'threads': torch.get_num_threads()}))")
+
+
+def _run(code: str, **env: str) -> tuple[dict, int | None]:
+    """Run `code` in a fresh interpreter with a clean OpenMP environment plus `env`; return its
+    JSON line and the spin count libgomp reports having read (None if it prints none)."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_"))}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, "OMP_DISPLAY_ENV": "VERBOSE", **env},
+                         capture_output=True, text=True, check=True)
+    found = re.search(r"GOMP_SPINCOUNT\s*=\s*'(\d+)'", out.stderr + out.stdout)
+    return json.loads(out.stdout.strip().splitlines()[-1]), int(found.group(1)) if found else None
+
+
+def test_importing_cyclegan_first_makes_openmp_wait_passively():
+    report, spins = _run("import cyclegan; " + REPORT)
+    assert report["policy"] == "PASSIVE"
+    if spins is None:
+        pytest.skip("this torch build's OpenMP is not GNU libgomp: it does not report its spin count")
+    assert spins == 0
+
+
+def test_the_command_line_entry_sets_it_too():
+    # `cyclegan ...` and `python -m cyclegan` import cyclegan.cli: the package __init__ runs first.
+    report, spins = _run("import cyclegan.cli; " + REPORT)
+    assert report["policy"] == "PASSIVE"
+    assert spins in (None, 0)
+
+
+def test_an_explicit_user_setting_is_kept():
+    report, spins = _run("import cyclegan; " + REPORT, OMP_WAIT_POLICY="ACTIVE")
+    assert report["policy"] == "ACTIVE"
+    assert spins is None or spins > 300_000  # libgomp's active policy spins far longer than its default
+    report, spins = _run("import cyclegan; " + REPORT, GOMP_SPINCOUNT="1000")
+    assert report["policy"] is None  # a spin count is a wait choice too
+    assert spins in (None, 1000)
+
+
+def test_after_torch_loaded_the_environment_is_not_made_to_lie():
+    # OpenMP has already read its settings: the package must not claim a policy that is not in force.
+    report, spins = _run("import torch; import cyclegan; " + REPORT)
+    assert report["policy"] is None
+    assert spins != 0
+
+
+def test_set_wait_policy_default_only_fills_a_gap():
+    env: dict[str, str] = {}
+    # torch is loaded in this test process, so nothing is set here whatever the environment.
+    assert set_wait_policy_default(env) is False and env == {}
+
+
+def test_threads_default_is_capped_at_the_cpus_the_process_may_use():
+    code = "import os; os.sched_setaffinity(0, {0}); import cyclegan; from cyclegan.cpu_threads import use_threads; " \
+           "import torch; torch.set_num_threads(4); use_threads(0); " + REPORT
+    report, _ = _run(code)
+    assert report["threads"] == 1
+    # with an explicit OMP_NUM_THREADS the user chose: the count is left as it is
+    report, _ = _run(code, OMP_NUM_THREADS="3")
+    assert report["threads"] == 4
+
+
+def test_threads_option_sets_the_count_and_a_lower_count_stays():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert use_threads(3) == 3
+        torch.set_num_threads(1)
+        assert use_threads(0) == 1  # never raised above what the caller chose
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cgroup_quota(tmp_path):
+    assert cgroup_cpu_limit(tmp_path) is None  # no cpu.max: no limit
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_limit(tmp_path) == 2
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert cgroup_cpu_limit(tmp_path) == 1
+
+
+def test_threads_is_a_run_option_saved_in_the_config(unaligned_root, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", str(unaligned_root), "--checkpoints-dir", str(tmp_path / "r"), "--name", "t",
+                     "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load-size", "36",
+                     "--crop-size", "32", "--num-workers", "0", "--max-steps", "1", "--no-progress",
+                     "--threads", "1"]) == 0
+        assert TrainConfig.load(tmp_path / "r" / "t" / "config.json").run.threads == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("command", [["translate", "RUN", "IN", "--output-dir", "OUT"], ["evaluate", "RUN"]])
+def test_negative_threads_is_one_line_error(command, tmp_path, capsys):
+    args = [str(tmp_path / a) if a.isupper() else a for a in command]
+    assert main([*args, "--threads", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threads" in err[0]
+
+
+def test_changing_threads_on_resume_is_allowed(unaligned_root, tmp_path):
+    import torch
+
+    from cyclegan import train
+
+    before = torch.get_num_threads()
+    try:
+        train(tiny_config(unaligned_root, tmp_path, max_steps=2, threads=1))
+        train(tiny_config(unaligned_root, tmp_path, max_steps=3, threads=2), resume=True)
+    finally:
+        torch.set_num_threads(before)
