@@ -11,6 +11,7 @@
     RUN_DIR/checkpoints/LATEST                 name of the newest complete checkpoint
     RUN_DIR/checkpoints/step_00001234/         <net>.safetensors for each network + state.pt
     RUN_DIR/checkpoints/epoch_0005/            kept epoch snapshot (weights only once superseded)
+    RUN_DIR/eval_log.csv, checkpoints/best/    scores while training (--eval-freq), the best weights so far
 
 A checkpoint is assembled in a temporary folder, fsynced and renamed into place; only then
 is LATEST switched (atomic rename) and older ones pruned. Weights are safetensors; the
@@ -52,6 +53,9 @@ EVAL_DIR = "eval"
 METRICS_FILE = "metrics.json"
 TENSORBOARD_DIR = "tensorboard"
 LOCK_FILE = "lock"
+EVAL_LOG_FILE = "eval_log.csv"  # scores measured while training (--eval-freq)
+BEST_DIR = "best"  # checkpoints/best: the weights with the best mean KID so far
+BEST_FILE = "best.json"  # beside them: the step and the scores
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "LATEST"
 STATE_FILE = "state.pt"
@@ -235,6 +239,18 @@ class RunDir:
     @property
     def metrics_file(self) -> Path:
         return self.eval_dir / METRICS_FILE
+
+    @property
+    def eval_log(self) -> Path:
+        return self.path / EVAL_LOG_FILE
+
+    @property
+    def best_dir(self) -> Path:
+        return self.checkpoints_dir / BEST_DIR
+
+    @property
+    def best_file(self) -> Path:
+        return self.best_dir / BEST_FILE
 
     @property
     def tensorboard_dir(self) -> Path:
