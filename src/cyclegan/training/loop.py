@@ -295,7 +295,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
     stopping = False  # the same on every process: set only where processes agree on it
     dead_worker: RuntimeError | None = None
 
-    with stop_on_signals() as stop, WorkerDeathsBetweenSteps() as workers, report, board or nullcontext():
+    with stop_on_signals(announce=main_process) as stop, WorkerDeathsBetweenSteps() as workers, report, board or nullcontext():
         while progress.epoch <= cfg.total_epochs and progress.step < total_steps:
             lr = cfg.optim.lr * lr_factor(progress.epoch, cfg.optim)
             state.set_lr(lr)

@@ -9,6 +9,7 @@ interrupted run for a finished one. Loader workers ignore all three: the main pr
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -36,18 +37,25 @@ class TrainingStopped(RuntimeError):
 class StopFlag:
     """Set by a stop signal; the loop checks it between steps so a checkpoint is never torn."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
         self.signum: int | None = None
+        self.announce = announce
 
     def __call__(self, signum: int, frame: object) -> None:
         if self.signum is not None and signum == signal.SIGINT:  # second Ctrl-C: the user really wants out
             raise KeyboardInterrupt
+        first = self.signum is None
         self.signum = self.signum or signum
+        if first and self.announce:
+            # A step can take many seconds: say at once that the signal was heard. The leading
+            # newline keeps the line off the progress bar's.
+            print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                  "(Ctrl-C again leaves at once, keeping the last checkpoint)", file=sys.stderr, flush=True)
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[StopFlag]:
-    flag = StopFlag()
+def stop_on_signals(announce: bool = True) -> Iterator[StopFlag]:
+    flag = StopFlag(announce)
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
