@@ -131,7 +131,7 @@ def real_features(files: list[Path], resize: Resize, cache_dir: Path | None, bat
         if cache_path.is_file():
             try:
                 with np.load(cache_path, allow_pickle=False) as cached:
-                    if str(cached["key"]) == key and cached["features"].shape == (len(files), FEATURE_DIM):
+                    if str(cached["key"]) == key and cached["features"].ndim == 2 and len(cached["features"]) == len(files):
                         return cached["features"]
             except (OSError, ValueError, KeyError):
                 pass  # unreadable or stale: recompute
