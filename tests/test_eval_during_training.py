@@ -192,3 +192,34 @@ def test_two_processes_rank0_evaluates_while_the_other_waits(tmp_path):
     rows = read_rows(runs / "ddp" / EVAL_LOG)
     assert [int(r["step"]) for r in rows] == [2, 2, 4, 4]
     assert json.loads((runs / "ddp" / "checkpoints" / "best" / "best.json").read_text())["step"] in (2, 4)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian Chromium at /usr/bin/chromium")
+def test_report_with_readings_in_chromium(unaligned_root, tmp_path, tiny_extractor):
+    pytest.importorskip("playwright")
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    run_dir = train(_cfg(unaligned_root, tmp_path / "runs", max_steps=4))  # writes report.html at the end
+    shot = tmp_path / "done.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto((run_dir / "report.html").resolve().as_uri())
+            headings = page.locator("h2").all_inner_texts()
+            assert headings[0] == "Is it done?" and "Scores during training" in headings
+            assert headings.index("Scores during training") == headings.index("Losses") + 1
+            assert "KID trend" in page.locator("section#done").inner_text()
+            scores = page.locator('section#scores img')
+            assert scores.count() == 1
+            assert page.evaluate("document.querySelector('section#scores img').naturalWidth") > 500
+            scores.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    arr = np.asarray(Image.open(shot).convert("L"))
+    assert arr.std() > 10  # axes, curves and labels drawn, not a blank box

@@ -313,7 +313,8 @@ def _eval_section(run_dir: Path) -> str | None:
     for direction, scores in raw.items():
         if not isinstance(scores, dict):
             continue
-        rows = [(k, scores.get(k)) for k in EVAL_FIELDS] + [(k, v) for k, v in scores.items() if k not in EVAL_FIELDS]
+        rows = [(k, scores.get(k)) for k in EVAL_FIELDS] + [(k, v) for k, v in scores.items() if k not in EVAL_FIELDS
+                                                            and k != "detectors"]  # shown in "Is it done?"
         parts.append(f'<div id="eval-{_esc(direction)}"><h3>{_esc(direction)}</h3>{_table(rows, ("metric", "value"))}</div>')
     parts.append("</div>")
     return "".join(parts)
