@@ -20,6 +20,7 @@ from .config import DIRECTIONS, ConfigError, TrainConfig, add_config_arguments, 
 from .cpu_threads import use_threads
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
+from .detectors import print_findings
 from .evaluate import default_cache_dir, evaluate_run, paired_folder_scores
 from .export import FORMATS, ONNX_INSTALL, ExportError, export_generator
 from .methods import with_method_defaults
@@ -34,6 +35,7 @@ from .download import DownloadError
 from .serve import ServeError
 from .memory import parse_bytes
 from .outputs import OutputError
+from .metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS, folder_scores, get_protocol
 from .training.loop import NonFiniteLossError, train
 from .training.signals import Interrupted, TrainingStopped
 from .translate import Translator, tile_overlap
@@ -191,6 +193,12 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where real-image features are cached (default: ~/.cache/cyclegan/inception_features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                   help="which published way of measuring to follow (translations, real set, resize; table in "
+                        "docs/commands/evaluate.md); --fake/--real form: with --dataroot instead of --real, the "
+                        "real set is the protocol's folders of --real-domain under DATAROOT")
+    p.add_argument("--real-domain", choices=["A", "B"], default="B",
+                   help="--fake/--dataroot form: the domain the --fake images were translated into")
     p.add_argument("--fid-method", choices=["sqrtm", "fast"], default="sqrtm",
                    help="sqrtm: scipy's matrix square root (the reference); fast: the same value from the features")
     p.add_argument("--batch-size", type=int, default=50, help="images per Inception forward pass")
@@ -203,14 +211,20 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     use_threads(args.threads)
+    if args.run is None and args.fake is not None and args.real is None and args.dataroot is not None:
+        return _evaluate_folder_by_protocol(args, cache)
     if args.run is None:
         if args.fake is None or args.real is None:
-            raise ConfigError("pass RUN_DIR, or both --fake DIR and --real DIR")
+            raise ConfigError("pass RUN_DIR, or both --fake DIR and --real DIR (or --fake DIR --dataroot DIR)")
+        if args.protocol != DEFAULT_PROTOCOL:
+            raise ConfigError(f"--protocol {args.protocol} defines the real images itself: pass --dataroot DIR "
+                              "(holding testA/testB, trainA/trainB) instead of --real")
         paired = None
         if args.paired or args.labels_from is not None:  # first: a bad pairing fails before minutes of features
             paired = paired_folder_scores(args.fake, args.real, args.labels_from, args.threshold)
         scores = fid_kid(args.fake, args.real, cache_dir=cache, batch_size=args.batch_size, device=args.device,
                          progress=args.progress, fid_method=args.fid_method)
+        scores["protocol"] = DEFAULT_PROTOCOL
         print(f"FID {scores['fid']:.2f}   KID {scores['kid_mean']:.4f} +- {scores['kid_std']:.4f}   "
               f"({scores['n_fake']} fake, {scores['n_real']} real)")
         if paired is not None:
@@ -224,10 +238,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.paired or args.labels_from is not None:
         raise ConfigError("--paired and --labels-from belong to the --fake/--real form; for a run use --labels")
     results = evaluate_run(args.run, args.dataroot, args.phase, args.device, args.batch_size, cache,
-                           args.fid_method, args.progress, args.labels, args.size)
+                           args.fid_method, args.progress, args.labels, args.size, protocol=args.protocol)
     for direction, scores in results.items():
         numbers = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float)))
-        print(f"{direction}: {numbers}")
+        print(f"{direction} ({args.protocol}): {numbers}")
+        print_findings(direction, scores.get("detectors"))
     out = RunDir(args.run).write_metrics(results, args.json)
     print(f"metrics written to {out}; report {write_report(args.run)}")
     return 0
@@ -404,6 +419,20 @@ def _serve_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-bytes", type=int, default=serve.MAX_BYTES, help="largest upload accepted, in bytes")
     p.add_argument("--max-pixels", type=int, default=serve.MAX_PIXELS, help="largest image accepted, width x height")
     p.set_defaults(func=serve.cmd_serve)
+
+
+def _evaluate_folder_by_protocol(args: argparse.Namespace, cache: Path | None) -> int:
+    """--fake DIR --dataroot ROOT: DIR holds translations into --real-domain, scored under --protocol."""
+    protocol = get_protocol(args.protocol)
+    scores = folder_scores(args.fake, args.dataroot, protocol, args.real_domain, cache_dir=cache,
+                           batch_size=args.batch_size, device=args.device, fid_method=args.fid_method)
+    print(f"protocol {protocol.name}: FID {scores['fid']:.2f}   KID {scores['kid_mean']:.4f} +- {scores['kid_std']:.4f}"
+          f"   ({scores['n_fake']} fake, {scores['n_real']} real)")
+    if args.json:
+        write_text(args.json, json.dumps(scores, indent=2) + "\n")
+    return 0
+
+
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -561,3 +561,68 @@ class LossLog:
 def latest_checkpoint(run_dir: str | Path, notify: Notify | None = None) -> Path | None:
     """`RunDir(run_dir).latest_checkpoint(notify)`."""
     return RunDir(run_dir).latest_checkpoint(notify)
+
+
+# ---------------------------------------------------------------- scores while training (--eval-freq)
+
+
+def read_eval_rows(path: Path) -> list[dict]:
+    """Complete rows of eval_log.csv (a line cut short by a crash is dropped)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return []
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if (row.get("step") or "").isdigit() and row.get("direction") in ("AtoB", "BtoA") \
+                and row.get("failed") is not None:
+            rows.append(row)
+    return rows
+
+
+def read_best(run_dir: str | Path) -> dict | None:
+    try:
+        return json.loads(RunDir(run_dir).best_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def recover_best(run: RunDir) -> None:
+    """A crash between the two renames of `save_best` leaves the old best as .old-best: put it back."""
+    root = run.checkpoints_dir
+    old, best = root / ".old-best", run.best_dir
+    if old.is_dir() and not best.exists():
+        os.replace(old, best)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(root / f"{_TMP_PREFIX}best", ignore_errors=True)
+
+
+def save_best(run_dir: str | Path, nets, record: dict) -> Path:
+    """Write checkpoints/best (the four networks' weights + best.json) the way checkpoints are written:
+    assembled in a temporary folder, fsynced, then renamed into place. The prune of step
+    checkpoints never touches it (its name starts with neither step_ nor epoch_)."""
+    run = RunDir(run_dir)
+    root = run.checkpoints_dir
+    root.mkdir(parents=True, exist_ok=True)
+    recover_best(run)
+    tmp, best, old = root / f"{_TMP_PREFIX}best", run.best_dir, root / ".old-best"
+    tmp.mkdir()
+    try:
+        for name, net in nets.by_name().items():
+            save_weights(net, weights_file(tmp, name))
+        (tmp / BEST_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        for f in tmp.iterdir():
+            fsync_file(f)
+        fsync_dir(tmp)
+        if best.exists():
+            os.replace(best, old)
+        os.replace(tmp, best)
+        fsync_dir(root)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        recover_best(run)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return best

@@ -129,3 +129,9 @@ def gather_to_main(obj: object, group: ProcessGroup) -> list[object] | None:
     out: list[object] | None = [None] * group.world_size if group.is_main else None
     dist.gather_object(obj, out, dst=0)
     return out
+
+
+def barrier(group: ProcessGroup) -> None:
+    """Every process waits here until all have arrived (rank 0's evaluation during training)."""
+    if group.distributed:
+        dist.barrier()

@@ -39,6 +39,7 @@ from .distributed import (
 from .resume import absolute_dataroot, check_resume_config, dataset_changes
 from .samples import render_sample_grid, sample_batch
 from .schedule import lr_factor
+from .evaluation import TrainingEvaluator
 from .signals import (
     Interrupted,
     TrainingStopped,
@@ -265,6 +266,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
         run.write_dataset({"root": str(data.root), "as_typed": typed_dataroot, "files": data.files})
     log = LossLog(run, method.loss_names, progress.step, cfg.run.print_freq) if main_process else None
     board = TensorBoardLogger(run.tensorboard_dir) if cfg.run.tensorboard and main_process else None
+    evaluator = TrainingEvaluator.for_run(cfg, run.path, device, group, progress.step)  # --eval-freq
 
     last_saved = progress.step
     recent: list[torch.Tensor] = []  # per-step loss vectors since the last finiteness check
@@ -350,6 +352,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
                     run.save_sample(grid, progress.step)
                     if board is not None:
                         board.log_image(progress.step, "samples", grid)
+                evaluator.after_step(progress.step, nets, board, last=progress.step >= total_steps)
                 if main_process:
                     report.maybe_refresh(progress.step)
                 if progress.step >= total_steps or stopping:

@@ -14,7 +14,7 @@ FREE_TO_CHANGE = {
     "run.name", "run.checkpoints_dir",
     "run.max_steps", "run.device", "run.print_freq", "run.sample_freq", "run.save_latest_freq",
     "run.save_epoch_freq", "run.progress", "run.report_freq", "run.tensorboard",
-    "run.amp", "run.compile", "run.threads",
+    "run.amp", "run.compile", "run.threads", "run.eval_freq", "run.eval_size", "run.eval_dir",
     "data.num_workers", "data.cache_images",
 }
 # Fields a user may change on resume when they say so (--override-config): the run stays
