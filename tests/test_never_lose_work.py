@@ -277,7 +277,7 @@ def test_killed_loader_worker_checkpoints_the_last_step(unaligned_root, tmp_path
     for pid in workers:
         os.kill(pid, signal.SIGKILL)  # what the out-of-memory killer does
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2
+    assert proc.returncode == 2, err
     line = _one_error_line(err)
     assert "a data-loading worker died" in line and "--num-workers" in line
     step = int(line.split("after step ")[1].split(";")[0])

@@ -302,10 +302,12 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
             lr = cfg.optim.lr * lr_factor(progress.epoch, cfg.optim)
             state.set_lr(lr)
             sampler.set_epoch(progress.epoch, start=progress.position)
-            batches = iter(loader)
-            workers.hold_back()
+            batches = None
             while True:
-                try:
+                try:  # a new epoch's iterator waits for the workers too: a dead one shows up there as well
+                    if batches is None:
+                        batches = iter(loader)
+                        workers.hold_back()
                     batch = next(batches)
                 except StopIteration:
                     break
