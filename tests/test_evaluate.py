@@ -17,7 +17,8 @@ def test_fake_real_form_writes_the_json_keys(tmp_path, capsys):
     assert main(["evaluate", "--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"), "--json", str(out),
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
     scores = json.loads(out.read_text())
-    assert set(scores) == {"fid", "kid_mean", "kid_std", "n_fake", "n_real"}
+    assert set(scores) == {"fid", "kid_mean", "kid_std", "n_fake", "n_real", "protocol"}
+    assert scores["protocol"] == "ours"
     assert (scores["n_fake"], scores["n_real"]) == (3, 4) and scores["fid"] > 0
     assert "FID" in capsys.readouterr().out
     assert list((tmp_path / "cache").glob("*.npz"))  # the real set's features are cached

@@ -18,8 +18,10 @@ from .cpu_threads import use_threads
 from .config import ConfigError, TrainConfig, add_config_arguments, config_from_args, with_method_defaults
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
+from .detectors import print_findings
 from .evaluate import default_cache_dir, evaluate_run, paired_folder_scores
 from .metrics import MetricsDependencyError, fid_kid
+from .metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS, folder_scores, get_protocol
 from .export import ExportError, add_export_parser
 from .authors_cli import AUTHORS_ERRORS, add_authors_parsers
 from .exported import is_exported
@@ -183,6 +185,12 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="where real-image features are cached (default: ~/.cache/cyclegan/inception_features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached features")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                   help="which published way of measuring to follow (translations, real set, resize; table in "
+                        "docs/commands/evaluate.md); --fake/--real form: with --dataroot instead of --real, the "
+                        "real set is the protocol's folders of --real-domain under DATAROOT")
+    p.add_argument("--real-domain", choices=["A", "B"], default="B",
+                   help="--fake/--dataroot form: the domain the --fake images were translated into")
     p.add_argument("--fid-method", choices=["sqrtm", "fast"], default="sqrtm",
                    help="sqrtm: scipy's matrix square root (the reference); fast: the same value from the features")
     p.add_argument("--batch-size", type=int, default=50, help="images per Inception forward pass")
@@ -195,14 +203,20 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     use_threads(args.threads)
+    if args.run is None and args.fake is not None and args.real is None and args.dataroot is not None:
+        return _evaluate_folder_by_protocol(args, cache)
     if args.run is None:
         if args.fake is None or args.real is None:
-            raise ConfigError("pass RUN_DIR, or both --fake DIR and --real DIR")
+            raise ConfigError("pass RUN_DIR, or both --fake DIR and --real DIR (or --fake DIR --dataroot DIR)")
+        if args.protocol != DEFAULT_PROTOCOL:
+            raise ConfigError(f"--protocol {args.protocol} defines the real images itself: pass --dataroot DIR "
+                              "(holding testA/testB, trainA/trainB) instead of --real")
         paired = None
         if args.paired or args.labels_from is not None:  # first: a bad pairing fails before minutes of features
             paired = paired_folder_scores(args.fake, args.real, args.labels_from, args.threshold)
         scores = fid_kid(args.fake, args.real, cache_dir=cache, batch_size=args.batch_size, device=args.device,
                          progress=args.progress, fid_method=args.fid_method)
+        scores["protocol"] = DEFAULT_PROTOCOL
         print(f"FID {scores['fid']:.2f}   KID {scores['kid_mean']:.4f} +- {scores['kid_std']:.4f}   "
               f"({scores['n_fake']} fake, {scores['n_real']} real)")
         if paired is not None:
@@ -216,13 +230,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.paired or args.labels_from is not None:
         raise ConfigError("--paired and --labels-from belong to the --fake/--real form; for a run use --labels")
     results = evaluate_run(args.run, args.dataroot, args.phase, args.device, args.batch_size, cache,
-                           args.fid_method, args.progress, args.labels, args.size)
+                           args.fid_method, args.progress, args.labels, args.size, protocol=args.protocol)
     for direction, scores in results.items():
         numbers = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float)))
-        print(f"{direction}: {numbers}")
+        print(f"{direction} ({args.protocol}): {numbers}")
+        print_findings(direction, scores.get("detectors"))
     out = args.json or args.run / "eval" / "metrics.json"
     write_text_atomic(out, json.dumps(results, indent=2) + "\n")
     print(f"metrics written to {out}; report {write_report(args.run)}")
+    return 0
+
+
+def _evaluate_folder_by_protocol(args: argparse.Namespace, cache: Path | None) -> int:
+    """--fake DIR --dataroot ROOT: DIR holds translations into --real-domain, scored under --protocol."""
+    protocol = get_protocol(args.protocol)
+    scores = folder_scores(args.fake, args.dataroot, protocol, args.real_domain, cache_dir=cache,
+                           batch_size=args.batch_size, device=args.device, fid_method=args.fid_method)
+    print(f"protocol {protocol.name}: FID {scores['fid']:.2f}   KID {scores['kid_mean']:.4f} +- {scores['kid_std']:.4f}"
+          f"   ({scores['n_fake']} fake, {scores['n_real']} real)")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(scores, indent=2) + "\n")
     return 0
 
 

@@ -175,6 +175,11 @@ class RunConfig:
     compile: bool = _opt(False, "torch.compile the networks (the first steps are slow while it compiles)")
     threads: int = _opt(0, "CPU threads for torch (0: torch's default, at most the CPUs this process may use; "
                            "OMP_NUM_THREADS if set)")
+    eval_freq: int = _opt(0, "steps between two evaluations during training (KID/FID per direction, cycle error, "
+                             "failure checks; RUN_DIR/eval_log.csv, checkpoints/best); 0: off. Recommended: 5000 (its cost: "
+                             "docs/commands/train.md)")
+    eval_size: int = _opt(50, "images per direction translated at each evaluation (a fixed, evenly spaced subset)")
+    eval_dir: str | None = _opt(None, "folder whose testA/ and testB/ hold the evaluation images (default: DATAROOT)")
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,8 @@ class TrainConfig:
             (self.run.save_latest_freq >= 1, "run.save_latest_freq", "must be at least 1"),
             (self.run.save_epoch_freq >= 1, "run.save_epoch_freq", "must be at least 1"),
             (self.run.report_freq >= 0, "run.report_freq", "must be >= 0"),
+            (self.run.eval_freq >= 0, "run.eval_freq", "must be >= 0 (0: no evaluations)"),
+            (self.run.eval_size >= 2, "run.eval_size", "must be at least 2 (KID and FID need two images)"),
             (bool(self.run.name) and "/" not in self.run.name, "run.name", "must be a non-empty folder name"),
             (self.loss.lambda_l1 >= 0, "loss.lambda_l1", "must be >= 0"),
             (self.model.latent_dim >= 1, "model.latent_dim", "must be at least 1"),

@@ -27,6 +27,8 @@ from .metrics import (
     photo_scores,
     segmentation_scores,
 )
+from .detectors import detect, findings_dict
+from .metrics.protocols import DEFAULT_PROTOCOL, folder_scores, get_protocol
 from .training.checkpoint import CheckpointError
 from .translate import Translator
 
@@ -81,6 +83,7 @@ def evaluate_run(
     progress: bool = True,
     labels: str | None = None,
     size: int | None = None,
+    protocol: str = "ours",
 ) -> dict[str, dict]:
     """Metrics of a trained run in both directions: {"AtoB": {...}, "BtoA": {...}}.
 
@@ -90,7 +93,14 @@ def evaluate_run(
     `size`: translate and compare at `size` x `size` (both the inputs and the real images resized);
     a run trained at reduced resolution should be measured at its --load-size, where objects have
     the scale its generators learned. None keeps the images' own size.
+    `protocol`: a name of cyclegan.metrics.protocols.PROTOCOLS (which translations count, against
+    which real images, resized how); recorded in each direction's scores. Unaligned runs also get
+    the failure detectors of cyclegan.detectors under "detectors".
     """
+    chosen = get_protocol(protocol)
+    if protocol != DEFAULT_PROTOCOL and (size is not None or phase != "test"):
+        raise ConfigError(f"--protocol {protocol} fixes the images and their size; drop --size/--phase "
+                          "(they belong to the default protocol, ours)")
     if size is not None and size < 8:
         raise ValueError(f"evaluation size must be at least 8 pixels, got {size}")
     run_dir = Path(run_dir)
@@ -99,6 +109,8 @@ def evaluate_run(
         raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
     cfg = TrainConfig.load(cfg_path)
     if cfg.data.dataset_mode == "aligned":
+        if protocol != DEFAULT_PROTOCOL:
+            raise ConfigError(f"--protocol {protocol} is an unpaired protocol; aligned runs get the paired metrics")
         return evaluate_aligned_run(run_dir, dataroot, phase, labels, device, batch_size, fid_method, progress, size)
     root = Path(dataroot) if dataroot else (Path(cfg.data.dataroot) if cfg.data.dataroot else demo_root())
     folders = {"A": root / f"{phase}A", "B": root / f"{phase}B"}
@@ -123,10 +135,20 @@ def evaluate_run(
             for old in out_dir.glob("*.png"):
                 old.unlink()
         translator.translate_files(files, out_dir, progress=progress)
-        scores = fid_kid(out_dir, real_dir, cache_dir=cache_dir if size is None else None, batch_size=batch_size, device=device,
-                         progress=progress, fid_method=fid_method)
+        if protocol == DEFAULT_PROTOCOL:
+            scores = fid_kid(out_dir, real_dir, cache_dir=cache_dir if size is None else None, batch_size=batch_size,
+                             device=device, progress=progress, fid_method=fid_method)
+            scores["protocol"] = protocol
+        else:
+            # the protocol's real folders are named by the dataset's own domain letters
+            letter = target if cfg.data.direction == "AtoB" else {"A": "B", "B": "A"}[target]
+            scores = folder_scores(out_dir, root, chosen, letter, cache_dir=cache_dir, batch_size=batch_size,
+                                   device=device, fid_method=fid_method)
         with torch.no_grad():
             scores["cycle_l1"] = _cycle_error_on(translator, files, channels[source])
+        outputs = list_images(out_dir)
+        if len(outputs) == len(files) >= 2:
+            scores["detectors"] = findings_dict(detect(files, outputs, list_images(real_dir)))
         scores["fake_dir"], scores["real_dir"] = str(out_dir), str(real_dir)
         results[direction] = scores
     return results

@@ -39,6 +39,7 @@ from PIL import Image
 
 from .atomic import write_text_atomic
 from .config import ConfigError
+from .report_eval import done_section, scores_section
 from .training.checkpoint import CheckpointError
 
 REPORT_FILE = "report.html"
@@ -312,7 +313,8 @@ def _eval_section(run_dir: Path) -> str | None:
     for direction, scores in raw.items():
         if not isinstance(scores, dict):
             continue
-        rows = [(k, scores.get(k)) for k in EVAL_FIELDS] + [(k, v) for k, v in scores.items() if k not in EVAL_FIELDS]
+        rows = [(k, scores.get(k)) for k in EVAL_FIELDS] + [(k, v) for k, v in scores.items() if k not in EVAL_FIELDS
+                                                            and k != "detectors"]  # shown in "Is it done?"
         parts.append(f'<div id="eval-{_esc(direction)}"><h3>{_esc(direction)}</h3>{_table(rows, ("metric", "value"))}</div>')
     parts.append("</div>")
     return "".join(parts)
@@ -381,6 +383,7 @@ def render_report(run_dir: Path, max_grids: int = 6, window: int | None = None) 
     title = f"CycleGAN run {name or run_dir.name}"
 
     body = [f"<h1>{_esc(title)}</h1>", f'<p class="muted">{_esc(run_dir.resolve())}</p>',
+            '<section id="done"><h2>Is it done?</h2>', done_section(run_dir), "</section>",
             '<section id="summary"><h2>Summary</h2>', _summary(log, config, len(sample_grids(run_dir))), "</section>"]
 
     body.append('<section id="losses"><h2>Losses</h2>')
@@ -395,6 +398,7 @@ def render_report(run_dir: Path, max_grids: int = 6, window: int | None = None) 
     else:
         body.append('<p class="muted">no loss rows logged yet</p>')
     body.append("</section>")
+    body.append('<section id="scores"><h2>Scores during training</h2>' + scores_section(run_dir) + "</section>")
 
     body.append('<div class="row">')
     body.append('<section id="lr"><h2>Learning rate</h2>')

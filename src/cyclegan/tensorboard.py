@@ -39,6 +39,11 @@ class TensorBoardLogger:
         if sec_per_step is not None:
             self._writer.add_scalar("train/sec_per_step", float(sec_per_step), step)
 
+    def log_scalars(self, step: int, values: dict[str, float]) -> None:
+        """Scalars under their own tags (the scores of an evaluation during training, say)."""
+        for tag, value in values.items():
+            self._writer.add_scalar(tag, float(value), step)
+
     def log_image(self, step: int, tag: str, image: Image.Image) -> None:
         """An RGB image (a sample grid, say) under `tag`."""
         self._writer.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")

@@ -50,6 +50,7 @@ from .distributed import (
     mean_over_processes,
     wrap_for_training,
 )
+from .evaluation import TrainingEvaluator
 from .methods import METHODS
 from .step import Optimizers, Pools
 
@@ -57,7 +58,7 @@ from .step import Optimizers, Pools
 FREE_TO_CHANGE = {
     "run.max_steps", "run.device", "run.print_freq", "run.sample_freq", "run.save_latest_freq",
     "run.save_epoch_freq", "run.progress", "run.checkpoints_dir", "run.report_freq", "run.tensorboard",
-    "run.amp", "run.compile", "run.threads",
+    "run.amp", "run.compile", "run.threads", "run.eval_freq", "run.eval_size", "run.eval_dir",
     "data.num_workers", "data.cache_images",
 }
 # Fields a user may change on resume when they say so (--override-config): the run stays
@@ -314,6 +315,7 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(config_path)
     log = _LossLog(run_dir / LOG_FILE, progress.step, method.loss_names) if main_process else None
+    evaluator = TrainingEvaluator.for_run(cfg, run_dir, device, group, progress.step)  # --eval-freq
 
     last_saved = progress.step
 
@@ -397,6 +399,7 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
                     grid = save_sample_grid(nets, sample_a, sample_b, run_dir / "samples" / f"step_{progress.step:08d}.png")
                     if board is not None:
                         board.log_image(progress.step, "samples", grid)
+                evaluator.after_step(progress.step, nets, board, last=progress.step >= total_steps)
                 if main_process:
                     report.maybe_refresh(progress.step)
                 if progress.step >= total_steps or stopping:
