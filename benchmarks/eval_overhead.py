@@ -54,7 +54,7 @@ def main() -> None:
     from cyclegan.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
     from cyclegan.training.distributed import ProcessGroup
     from cyclegan.training.evaluation import TrainingEvaluator
-    from cyclegan.training.step import train_step
+    from cyclegan.methods import train_step
     from step_setup import build_step
 
     setup = build_step(args.crop_size, 1, args.generator, args.device)
