@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from contextlib import nullcontext
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import ConfigError, ModelConfig, TrainConfig
-from .data.images import list_inputs, load_image, to_pil, to_tensor
+from .data.images import BAD_IMAGE_HINT, ImageLoadError, list_inputs, load_image, to_pil, to_tensor
 from .models import build_translation_generator
 from .nets import size_multiple
 from .precision import channels_last_pays, check_amp
@@ -275,6 +276,8 @@ class Translator:
         progress: bool = True,
         tile: int | None = None,
         overlap: int | None = None,
+        on_bad_image: str = "error",
+        skipped: list[Path] | None = None,
     ) -> list[Path]:
         """Translate image files/folders into output_dir/<stem>.png, each at its input's size.
 
@@ -285,8 +288,12 @@ class Translator:
         (see translate_tensor), each as soon as it is read: its tiles fill the batches,
         and waiting for a same-size partner would only hold a large image in memory.
         With cycle_view, output_dir/cycle/<stem>.png shows input | translated | reconstructed.
+        An unreadable input raises ImageLoadError naming it; with on_bad_image="skip" it is left
+        out with a warning naming it (appended to `skipped` when given) and the others are written.
         """
         tile_overlap(tile, overlap)  # fail before any output is written
+        if on_bad_image not in ("error", "skip"):
+            raise ConfigError(f"on_bad_image must be error or skip, got {on_bad_image!r}")
         if batch_size is None:
             batch_size = 8 if self.device.type == "cuda" else 1
         paths = list_inputs(inputs)
@@ -300,7 +307,18 @@ class Translator:
         bar = tqdm(total=len(paths), disable=not progress, unit="img")
         tiling = {"tile": tile, "overlap": overlap, "tile_batch": batch_size}
         for path in paths:
-            img = load_image(path, self.in_channels)
+            try:
+                img = load_image(path, self.in_channels)
+            except ImageLoadError as err:
+                if on_bad_image != "skip":
+                    bar.close()  # first: the error must not land on the bar's line
+                    raise
+                bar.write(f"cyclegan: warning: skipping {str(err).replace(f' ({BAD_IMAGE_HINT})', '')}",
+                          file=sys.stderr)
+                if skipped is not None:
+                    skipped.append(path)
+                bar.update(1)
+                continue
             original = img.size
             if max_size is not None and max(original) > max_size:
                 scale = max_size / max(original)
