@@ -14,7 +14,8 @@ How it works
   XDG_CACHE_HOME point into tmp_path; PYTHONPATH puts this tree's src/ first.
 * Short: `CYCLEGAN_SMOKE=1` (docs/options.md, "Smoke runs"): every training stops after one
   step with networks of at most 8 first-layer filters, and every image folder is read as its
-  first 6 images. The CLI and `cyclegan.train()` honour it; the README is not rewritten.
+  first 6 images; FID takes its fast route. The CLI and `cyclegan.train()` honour it; the
+  README is not rewritten.
 * Checks after each command (`promised_outputs`): exit status 0, and the files it promises
   to the following lines exist: a train command's `CHECKPOINTS_DIR/NAME/checkpoints/LATEST`,
   an evaluate of a run its `RUN/eval/metrics.json`, a report its `RUN/report.html`, and any
