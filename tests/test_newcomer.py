@@ -364,7 +364,8 @@ def test_study_log_has_no_colour_codes_when_not_on_a_terminal(tmp_path):
     make_images(tmp_path / "fake", 5, size=(16, 16), seed=3)
     proc = subprocess.Popen([sys.executable, "-m", "cyclegan", "study", "--real", str(tmp_path / "real"), "--fake",
                              str(tmp_path / "fake"), "--db", str(tmp_path / "s.sqlite3"), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     try:
         line = proc.stdout.readline()
         url = re.search(r"(http://\S+)", line).group(1).replace("localhost", "127.0.0.1")
@@ -388,3 +389,9 @@ def test_docs_amp_wording_matches_help():
 def test_gitignore_covers_where_the_demo_writes():
     ignored = (REPO / ".gitignore").read_text().split()
     assert "/checkpoints/" in ignored and demo_config().run.checkpoints_dir == "./checkpoints"
+
+
+def _default_sigint() -> None:
+    # A child inherits an ignored SIGINT (some test runners and earlier tests leave it so), and
+    # Python then never turns Ctrl-C into KeyboardInterrupt: give the server the default back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

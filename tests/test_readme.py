@@ -217,7 +217,7 @@ def _environment(tmp_path: Path, mirror_url: str) -> dict[str, str]:
 def _run_server(command: str, cwd: Path, env: dict[str, str]) -> str:
     """Start a server command, fetch the page it announces, stop it with SIGINT; return its output."""
     proc = subprocess.Popen(shlex.split(command) + ["--port", "0"], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
     seen = []
     try:
         deadline = time.time() + 120
@@ -303,3 +303,9 @@ def test_every_readme_command_runs_in_order(tmp_path, mirror):
         assert "Traceback" not in output, f"README.md:{step.line}:\n{output}"
         timings.append((round(time.perf_counter() - started, 1), step.line))
     print("seconds per README line:", timings)
+
+
+def _default_sigint() -> None:
+    # A child inherits an ignored SIGINT (some test runners and earlier tests leave it so), and
+    # Python then never turns Ctrl-C into KeyboardInterrupt: give the server the default back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
