@@ -38,7 +38,9 @@ like `cyclegan study` (a line printed once listening, with the URL). Run
 `PYTHONPATH=src python -m pytest tests/test_readme.py -x -q` and read the failing command's
 output, which the assertion shows.
 
-Time: about 3 minutes on the 2-core development machine (AMD EPYC) when idle; marked slow.
+Time: 141 s on the 2-core development machine (AMD EPYC), measured 2026-12-04 while it was
+shared (load average about 7), so less when idle; 17 README steps, 3-16 s each. Marked slow;
+the README's test command (`python -m pytest`) runs it.
 """
 
 from __future__ import annotations
