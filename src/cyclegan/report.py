@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import sys
 import threading
 import time
 import warnings
@@ -548,6 +549,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError("--window must be at least 1")
     path = write_report(args.run, max_grids=args.max_grids, window=args.window)
     print(path)
-    if args.open:
-        webbrowser.open(path.resolve().as_uri())
+    if args.open and not webbrowser.open(path.resolve().as_uri()):
+        print(f"no web browser found to open it; open {path.resolve().as_uri()} in one", file=sys.stderr)
     return 0

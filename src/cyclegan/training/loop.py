@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .. import smoke
 from ..config import ConfigError, TrainConfig, config_diff
 from ..atomic import write_text_atomic
 from ..data import PairSampler, build_train_dataset, cache_if_it_fits
@@ -130,18 +132,24 @@ def _check_finite(recent: list[torch.Tensor], last_step: int, run_dir: Path, nam
 class _StopFlag:
     """Set by SIGINT/SIGTERM; the loop checks it between steps so a checkpoint is never torn."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
         self.signum: int | None = None
+        self.announce = announce
 
     def __call__(self, signum: int, frame: object) -> None:
         if self.signum is not None:  # second Ctrl-C: the user really wants out
             raise KeyboardInterrupt
         self.signum = signum
+        if self.announce:
+            # A step can take many seconds: say at once that the signal was heard. The leading
+            # newline keeps the line off the progress bar's.
+            print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                  "(Ctrl-C again leaves at once, keeping the last checkpoint)", file=sys.stderr, flush=True)
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[_StopFlag]:
-    flag = _StopFlag()
+def _stop_on_signals(announce: bool = True) -> Iterator[_StopFlag]:
+    flag = _StopFlag(announce)
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -199,7 +207,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     Raises ConfigError, DatasetError, ImageLoadError, CheckpointError or NonFiniteLossError, each
     with a one-line message naming what to fix.
     """
-    cfg.validate()
+    cfg = smoke.apply(cfg).validate()  # CYCLEGAN_SMOKE caps the steps (README tests)
     use_threads(cfg.run.threads)
     group, device_name = init_process_group(cfg.run.device)
     try:
@@ -223,6 +231,8 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
         if checkpoint is None:
             raise CheckpointError(f"nothing to resume in {run_dir}: no checkpoint there (drop --resume to start it)")
         check_resume_config(TrainConfig.load(config_path), cfg, override_config)
+        if main_process:
+            print(f"resuming {run_dir} from {checkpoint.name}", flush=True)
     elif checkpoint is not None:
         # The same command run again (after a crash, say) continues the run; anything else
         # must not silently overwrite it.
@@ -356,7 +366,7 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
     report = ReportRefresher(run_dir, cfg.run.report_freq) if main_process else nullcontext()
     stopping = False  # the same on every process: set only where processes agree on it
 
-    with _stop_on_signals() as stop, report, board or nullcontext():
+    with _stop_on_signals(announce=main_process) as stop, report, board or nullcontext():
         while progress.epoch <= cfg.total_epochs and progress.step < total_steps:
             lr = cfg.optim.lr * lr_factor(progress.epoch, cfg.optim)
             for opt in (optimizers.gen, optimizers.disc):
@@ -423,7 +433,11 @@ def _train(cfg: TrainConfig, resume: bool, override_config: bool, group: Process
         by = signal.Signals(stop.signum).name if stop.signum is not None else "a signal to another process"
         print(f"stopped by {by} at step {progress.step}; checkpoint saved. "
               f"Continue with: cyclegan train {cfg.data.dataroot or ''} --name {cfg.run.name} "
-              f"--checkpoints-dir {cfg.run.checkpoints_dir} --resume".replace("  ", " "))
+              f"--checkpoints-dir {cfg.run.checkpoints_dir} --resume".replace("  ", " "), flush=True)
+        if stop.signum == signal.SIGINT:
+            # Ctrl-C in a script calling cyclegan.train() must stop the script too, as Ctrl-C
+            # does anywhere in Python; the checkpoint is already on disk (the CLI exits 130).
+            raise KeyboardInterrupt
     else:
         print(f"done: step {progress.step}, epoch {min(progress.epoch, cfg.total_epochs)}; run directory {run_dir}")
     return run_dir
