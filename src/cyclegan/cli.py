@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 import webbrowser
 from pathlib import Path
 
 import torch
 
+from . import __version__
+from .authors_options import with_our_names
+from .cli_help import OneDefaultFormatter, demo_epilog
 from .config import DIRECTIONS, ConfigError, TrainConfig, add_config_arguments, config_from_args
 from .cpu_threads import use_threads
 from .data.demo import demo_config
@@ -24,6 +28,7 @@ from .detectors import print_findings
 from .evaluate import default_cache_dir, evaluate_run, paired_folder_scores
 from .export import FORMATS, ONNX_INSTALL, ExportError, export_generator
 from .methods import with_method_defaults
+from .evaluate_cli import check_folder_options, results_table, size_hint
 from .metrics import MetricsDependencyError, fid_kid
 from .report import write_report
 from .rundir import RunDir, RunDirError, find_config, write_text
@@ -55,6 +60,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         help="train a CycleGAN (no DATAROOT: the built-in demo)",
         description="Train a CycleGAN on DATAROOT (trainA/ + trainB/, or train/ with --dataset-mode aligned). "
         "Without DATAROOT, trains the demo preset on the built-in horse2zebra subset.",
+        epilog=demo_epilog(demo_config()),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("dataroot", nargs="?", default=None, help="dataset folder (omit for the built-in demo)")
@@ -127,6 +133,8 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
                         "(AVX512-BF16/AMX): faster, output differs slightly from float32; refused elsewhere")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
+    p.add_argument("--on-bad-image", choices=["error", "skip"], default="error",
+                   help="an unreadable input: stop with an error naming it, or skip it with a warning naming it")
     p.set_defaults(func=_cmd_translate)
 
 
@@ -149,12 +157,14 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     else:  # a run directory, a zoo name, an authors' .pth, an exported generator (pretrained.py)
         translator = Translator.from_pretrained(args.run, args.direction, args.device, with_inverse=args.cycle,
                                                 amp=args.amp, progress=args.progress)
+    skipped: list[Path] = []
     written = translator.translate_files(
         args.inputs, args.output_dir, batch_size=args.batch_size, max_size=args.max_size,
         cycle_view=args.cycle, progress=args.progress, tile=args.tile, overlap=args.tile_overlap,
-        overwrite=args.overwrite, memory_budget=budget,
+        overwrite=args.overwrite, memory_budget=budget, on_bad_image=args.on_bad_image, skipped=skipped,
     )
-    print(f"wrote {len(written)} files to {args.output_dir}")
+    print(f"wrote {_count(len(written), 'file')} to {args.output_dir}"
+          + (f" ({len(skipped)} unreadable skipped)" if skipped else ""))
     return 0
 
 
@@ -219,6 +229,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.protocol != DEFAULT_PROTOCOL:
             raise ConfigError(f"--protocol {args.protocol} defines the real images itself: pass --dataroot DIR "
                               "(holding testA/testB, trainA/trainB) instead of --real")
+        check_folder_options(args.fake, args.real, args.labels_from)
         paired = None
         if args.paired or args.labels_from is not None:  # first: a bad pairing fails before minutes of features
             paired = paired_folder_scores(args.fake, args.real, args.labels_from, args.threshold)
@@ -237,11 +248,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError("pass either RUN_DIR or --fake/--real, not both")
     if args.paired or args.labels_from is not None:
         raise ConfigError("--paired and --labels-from belong to the --fake/--real form; for a run use --labels")
+    if args.size is None:
+        hint = size_hint(args.run, args.dataroot, args.phase)
+        if hint:
+            print(f"cyclegan: note: {hint}", file=sys.stderr, flush=True)
     results = evaluate_run(args.run, args.dataroot, args.phase, args.device, args.batch_size, cache,
                            args.fid_method, args.progress, args.labels, args.size, protocol=args.protocol)
+    print(results_table(results))
     for direction, scores in results.items():
-        numbers = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float)))
-        print(f"{direction} ({args.protocol}): {numbers}")
         print_findings(direction, scores.get("detectors"))
     out = RunDir(args.run).write_metrics(results, args.json)
     print(f"metrics written to {out}; report {write_report(args.run)}")
@@ -435,12 +449,18 @@ def _evaluate_folder_by_protocol(args: argparse.Namespace, cache: Path | None) -
 
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclegan",
-        description="CycleGAN (Zhu et al., ICCV 2017): unpaired image-to-image translation.",
+        description="CycleGAN (Zhu et al., ICCV 2017): unpaired image-to-image translation. "
+        "`cyclegan COMMAND --help` describes each command.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"cyclegan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _train_parser(sub)
     _translate_parser(sub)
     _evaluate_parser(sub)
@@ -451,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     _import_parser(sub)
     _datasets_parser(sub)
     _serve_parser(sub)
+    for command in sub.choices.values():  # one "(default: ...)" per option, whoever built the parser
+        if command.formatter_class is argparse.ArgumentDefaultsHelpFormatter:
+            command.formatter_class = OneDefaultFormatter
     return parser
 
 
@@ -463,8 +486,30 @@ def _one_line(err: BaseException) -> str:
     return last[len(prefix):] if last.startswith(prefix) else last
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # One line naming what happened; where in the code it was raised (often inside torch's
+    # data loader, for a skipped image) means nothing to a user of the command.
+    print(f"cyclegan: warning: {message}", file=file or sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        argv = with_our_names(argv)  # the authors' option names: aliases, or one line naming ours
+    except ConfigError as err:
+        print(f"cyclegan: error: {err}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `cyclegan`: what there is to do
+        parser.print_help()
+        return 0
+    with warnings.catch_warnings():  # restores the usual display when main() returns (tests call it)
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except EXPECTED_ERRORS as err:

@@ -393,7 +393,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: set[str] = froze
             if f.name in skip:
                 continue
             hint = hints[f.name]
-            help_text = f"{f.metadata['help']} (default: {f.default})"
+            help_text = f.metadata["help"]
+            if "(default:" not in help_text:  # some say what their default means themselves
+                help_text += f" (default: {f.default})"
             kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
             base = hint
             if typing.get_origin(hint) in (types.UnionType, typing.Union):

@@ -30,6 +30,7 @@ from .metrics import (
 from .rundir import RunDir
 from .detectors import detect, findings_dict
 from .metrics.protocols import DEFAULT_PROTOCOL, folder_scores, get_protocol
+from .metrics.label_check import SAMPLE, look_like_label_maps
 from .translate import Translator
 
 
@@ -189,6 +190,11 @@ def evaluate_aligned_run(
 
     pairs = [at_size(halves(p)) for p in list_images(root / phase)]
     channels = {"A": cfg.model.input_nc, "B": cfg.model.output_nc}
+    palette = None
+    if labels is not None:  # before any translation: a wrong side fails at once
+        train_files = list_images(root / cfg.data.phase)
+        palette = learn_palette([halves(p)[labels] for p in train_files])
+        check_label_side(run_dir, cfg.data.direction, labels, palette, halves, train_files)
     results: dict[str, dict] = {}
     for direction, source, target in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
         translator = Translator.from_run(run_dir, direction, device, with_inverse=True)
@@ -213,8 +219,6 @@ def evaluate_aligned_run(
                 reconstructions.append(rec[j].cpu())
         scores: dict = {"n": len(pairs), "cycle_l1": cycle_error(originals, reconstructions)}
         if target == labels:
-            train_labels = [halves(p)[target] for p in list_images(root / cfg.data.phase)]
-            palette = learn_palette(train_labels)
             scores.update(segmentation_scores([nearest_label(f, palette) for f in fakes],
                                               [nearest_label(r, palette) for r in reals], len(palette)))
             scores["n_classes"] = len(palette)
@@ -225,6 +229,22 @@ def evaluate_aligned_run(
         scores["fake_dir"] = str(out_dir)
         results[direction] = scores
     return results
+
+
+def check_label_side(run_dir: Path, direction: str, labels: str, palette, halves, train_files: list[Path]) -> None:
+    """Raise when the domain `labels` names does not hold label maps (e.g. the side chosen
+    against the run's --direction), suggesting the other side when that one does."""
+    sample = train_files[:SAMPLE]
+    if look_like_label_maps([halves(p)[labels] for p in sample], palette):
+        return
+    other = "B" if labels == "A" else "A"
+    other_images = [halves(p)[other] for p in sample]
+    side = {"A": "left", "B": "right"} if direction == "AtoB" else {"A": "right", "B": "left"}
+    advice = (f"with --direction {direction} the label maps are domain {other}: pass --labels {other}"
+              if look_like_label_maps(other_images, learn_palette(other_images))
+              else "neither domain holds label maps; drop --labels")
+    raise DatasetError(f"--labels {labels}: domain {labels} of {run_dir} (the {side[labels]} halves) is not label maps "
+                       f"(few pixels on any colour of the palette learned from it); {advice}")
 
 
 def pair_by_name(fake_dir: str | Path, real_dir: str | Path) -> list[tuple[Path, Path]]:
@@ -257,7 +277,12 @@ def paired_folder_scores(fake_dir: str | Path, real_dir: str | Path, labels_from
     pairs = pair_by_name(fake_dir, real_dir)
     if labels_from is None:
         return {"n_pairs": len(pairs), **photo_scores([f for f, _ in pairs], [r for _, r in pairs], threshold)}
-    palette = learn_palette(load_image(p, 3) for p in list_images(labels_from))
+    label_files = list_images(labels_from)
+    palette = learn_palette(load_image(p, 3) for p in label_files)
+    if not look_like_label_maps([load_image(p, 3) for p in label_files[:SAMPLE]], palette):
+        raise DatasetError(f"--labels-from {labels_from}: these images are not label maps (few pixels on any of the "
+                           f"{len(palette)} colours learned from them); pass a folder of label maps, e.g. the "
+                           "training labels")
     predicted, true = [], []
     for fake, real in pairs:
         fake_img, real_img = load_image(fake, 3), load_image(real, 3)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .config import ConfigError, Direction, ModelConfig, TrainConfig
 from .data.formats import domain_format
-from .data.images import list_inputs, to_pil, to_tensor
+from .data.images import BAD_IMAGE_HINT, ImageLoadError, list_inputs, to_pil, to_tensor
 from .data.native import DomainFormat, encode_image, image_tensor, output_suffix, preview, read_image
 from .device import resolve_device
 from .methods import check_config, method_of
@@ -348,6 +348,8 @@ class Translator:
         overlap: int | None = None,
         overwrite: bool = False,
         memory_budget: int | None = None,
+        on_bad_image: str = "error",
+        skipped: list[Path] | None = None,
     ) -> list[Path]:
         """Translate image files/folders (and videos) into output_dir/<stem>.png (<stem>.mp4 ...),
         each at its input's size; returns the paths written, one per input.
@@ -364,10 +366,14 @@ class Translator:
         Output names are planned first (cyclegan.outputs.plan_outputs): unique, never an input,
         never an existing file unless `overwrite`; each file is written under a temporary name
         and renamed, so an interrupted run leaves only complete files.
+        An unreadable input raises ImageLoadError naming it; with on_bad_image="skip" it is left
+        out with a warning naming it (appended to `skipped` when given) and the others are written.
         """
         tile_overlap(tile, overlap)  # fail before any output is written
         if max_size is not None and max_size < MIN_TILE:
             raise ConfigError(f"--max-size must be at least {MIN_TILE} pixels, got {max_size}")
+        if on_bad_image not in ("error", "skip"):
+            raise ConfigError(f"on_bad_image must be error or skip, got {on_bad_image!r}")
         if batch_size is None:
             batch_size = 8 if self.device.type == "cuda" else 1
         paths = list_inputs(inputs)
@@ -384,7 +390,18 @@ class Translator:
         written = []
         bar = tqdm(total=len(images), disable=not progress or not images, unit="img")
         for path in images:
-            img = read_image(path, self.format_in)  # a PIL image, or float planes beyond 8-bit RGB
+            try:
+                img = read_image(path, self.format_in)  # a PIL image, or float planes beyond 8-bit RGB
+            except ImageLoadError as err:
+                if on_bad_image != "skip":
+                    bar.close()  # first: the error must not land on the bar's line
+                    raise
+                bar.write(f"cyclegan: warning: skipping {str(err).replace(f' ({BAD_IMAGE_HINT})', '')}",
+                          file=sys.stderr)
+                if skipped is not None:
+                    skipped.append(path)
+                bar.update(1)
+                continue
             original = img.size
             if max_size is not None and max(original) > max_size:
                 scale = max_size / max(original)

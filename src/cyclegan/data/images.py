@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .. import smoke
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 BAD_IMAGE_HINT = "re-export or remove it, or pass --on-bad-image skip"
 
@@ -54,6 +56,9 @@ def list_images(folder: str | Path, max_count: int | None = None) -> list[Path]:
     if not files:
         raise DatasetError(f"folder {folder} holds no images ({' '.join(IMAGE_EXTENSIONS)}); "
                            "add some or fix the path")
+    cap = smoke.image_cap()  # CYCLEGAN_SMOKE: the first few images only
+    if cap is not None:
+        max_count = cap if max_count is None else min(max_count, cap)
     return files[:max_count] if max_count is not None else files
 
 

@@ -23,13 +23,14 @@ def serve_study(args: argparse.Namespace) -> int:
         from werkzeug.serving import make_server
 
         from .app import create_app
+        from .plain_log import plain_log_handler
     except ImportError as err:
         raise StudyDependencyError(f"`cyclegan study` needs Flask ({err}); pip install 'flask>=2.3'") from None
     app = create_app(args.real, args.fake, args.db, time_limit=args.time_limit, seed=args.seed,
                      new_study=args.new_study)
     _check_port_free(args.host, args.port)
     try:
-        server = make_server(args.host, args.port, app, threaded=True)
+        server = make_server(args.host, args.port, app, threaded=True, request_handler=plain_log_handler())
     except (OSError, SystemExit) as err:  # werkzeug exits (after printing) when the port is taken
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({err}); pick another --port") from None
     host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host

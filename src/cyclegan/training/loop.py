@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .. import smoke
 from ..config import ConfigError, TrainConfig
 from ..data import PairSampler, build_train_dataset, cache_if_it_fits
 from ..data.collate import collate_same_size
@@ -112,6 +113,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     TrainingStopped, each with a one-line message naming what to fix, and `Interrupted` (a
     KeyboardInterrupt) after the checkpoint when SIGINT, SIGTERM or SIGHUP stops the run.
     """
+    cfg = smoke.apply(cfg)  # CYCLEGAN_SMOKE caps the steps (README tests)
     typed_dataroot = cfg.data.dataroot
     cfg = absolute_dataroot(check_config(cfg))
     use_threads(cfg.run.threads)

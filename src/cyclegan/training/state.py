@@ -147,7 +147,7 @@ class TrainingState:
             state["ranks"] = every_process
         return state
 
-    def load_state_dict(self, state: dict, rank: int = 0, world_size: int = 1, where: str = "state.pt") -> None:
+    def load_state_dict(self, state: dict, rank: int = 0, world_size: int = 1, where: str = "the training state") -> None:
         """Restore from a checkpoint's state; RunDirError naming `where` and the field for anything that
         is missing, of the wrong kind or does not fit this run."""
 
