@@ -254,7 +254,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"cyclegan: note: {hint}", file=sys.stderr, flush=True)
     results = evaluate_run(args.run, args.dataroot, args.phase, args.device, args.batch_size, cache,
                            args.fid_method, args.progress, args.labels, args.size, protocol=args.protocol)
-    print(results_table(results))
+    print(results_table(results, args.protocol))
     for direction, scores in results.items():
         print_findings(direction, scores.get("detectors"))
     out = RunDir(args.run).write_metrics(results, args.json)

@@ -18,18 +18,25 @@ TABLE_HEADER = f"{'direction':<10}{'FID':>9}{'KID x100':>18}{'cycle L1':>10}{'fa
 _RESIZING = ("resize_and_crop", "scale_width", "scale_width_and_crop")
 
 
-def results_table(results: dict[str, dict]) -> str:
-    """The run form's results: a table for the unpaired protocol, one line per direction for paired data."""
+def results_table(results: dict[str, dict], protocol: str | None = None) -> str:
+    """The run form's results: a table for the unpaired protocol, one line per direction for paired data.
+    A `protocol` other than the default is named beside each direction ("AtoB (cut)")."""
+    from .metrics.protocols import DEFAULT_PROTOCOL
+
+    def label(direction: str) -> str:
+        return direction if protocol in (None, DEFAULT_PROTOCOL) else f"{direction} ({protocol})"
+
     if all("n_fake" in scores for scores in results.values()):
         rows = [TABLE_HEADER]
         for direction, s in results.items():
             kid = f"{100 * s['kid_mean']:.2f} +- {100 * s['kid_std']:.2f}"
-            rows.append(f"{direction:<10}{s['fid']:>9.2f}{kid:>18}{s['cycle_l1']:>10.4f}{s['n_fake']:>6}{s['n_real']:>6}")
+            rows.append(f"{label(direction):<10}{s['fid']:>9.2f}{kid:>18}{s['cycle_l1']:>10.4f}{s['n_fake']:>6}"
+                        f"{s['n_real']:>6}")
         return "\n".join(rows)
     lines = []
     for direction, scores in results.items():
         numbers = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, (int, float)))
-        lines.append(f"{direction}: {numbers}")
+        lines.append(f"{label(direction)}: {numbers}")
     return "\n".join(lines)
 
 

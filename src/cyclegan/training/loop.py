@@ -389,7 +389,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
     if stopping:
         signum = stop.signum if stop.signum is not None else signal.SIGTERM
         by = signal.Signals(stop.signum).name if stop.signum is not None else "a signal to another process"
-        message = (f"stopped by {by} at step {progress.step}; checkpoint {saved_name} saved. "
+        message = (f"stopped by {by} at step {progress.step}; checkpoint saved ({saved_name}). "
                    f"Continue with: {resume_command(cfg)}")
         say(message)
         raise Interrupted(message, signum)
