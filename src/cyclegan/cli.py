@@ -42,7 +42,7 @@ from .memory import parse_bytes
 from .outputs import OutputError
 from .metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS, folder_scores, get_protocol
 from .training.loop import NonFiniteLossError, train
-from .training.signals import Interrupted, TrainingStopped
+from .training.signals import TrainingStopped, exit_status
 from .translate import Translator, tile_overlap
 
 THREADS_HELP = ("CPU threads for torch (0: torch's default, at most the CPUs this process may use; "
@@ -515,9 +515,10 @@ def _run(args: argparse.Namespace) -> int:
     except EXPECTED_ERRORS as err:
         print(f"cyclegan: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except Interrupted as stop:  # the checkpoint is written and the way to continue printed
-        return stop.exit_status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        status = exit_status(err)
+        if status is not None:  # a run stopped by a signal: the checkpoint is written, the way on printed
+            return status
         print("cyclegan: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - out-of-memory gets advice, everything else its traceback

@@ -42,7 +42,7 @@ from .samples import render_sample_grid, sample_batch
 from .schedule import lr_factor
 from .evaluation import TrainingEvaluator
 from .signals import (
-    Interrupted,
+    interrupted,
     TrainingStopped,
     WorkerDeathsBetweenSteps,
     ignore_stop_signals_in_worker,
@@ -110,8 +110,7 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
     RunDirError lists the differences). `override_config` lets a resume change the schedule, loss
     weights and data (CHANGEABLE_WITH_OVERRIDE; a changed dataset gives a new plan from the next
     epoch). Raises ConfigError, DatasetError, ImageLoadError, RunDirError, NonFiniteLossError or
-    TrainingStopped, each with a one-line message naming what to fix, and `Interrupted` (a
-    KeyboardInterrupt) after the checkpoint when SIGINT, SIGTERM or SIGHUP stops the run.
+    TrainingStopped, each with a one-line message naming what to fix, and KeyboardInterrupt after the checkpoint when SIGINT, SIGTERM or SIGHUP stops the run.
     """
     cfg = smoke.apply(cfg)  # CYCLEGAN_SMOKE caps the steps (README tests)
     typed_dataroot = cfg.data.dataroot
@@ -392,6 +391,6 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
         message = (f"stopped by {by} at step {progress.step}; checkpoint saved ({saved_name}). "
                    f"Continue with: {resume_command(cfg)}")
         say(message)
-        raise Interrupted(message, signum)
+        raise interrupted(message, signum)
     say(f"done: step {progress.step}, epoch {min(progress.epoch, cfg.total_epochs)}; run directory {run.path}")
     return run.path

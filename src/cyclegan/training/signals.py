@@ -1,7 +1,7 @@
 """How a run stops when asked to: between steps, after a checkpoint, with the signal's exit status.
 
 SIGINT (Ctrl-C), SIGTERM (a scheduler, `kill`) and SIGHUP (the terminal closed) set a flag the
-loop reads between steps; the loop writes a checkpoint and raises `Interrupted`, which the
+loop reads between steps; the loop writes a checkpoint and raises `interrupted(...)`, which the
 command line turns into exit status 128 + signal (130, 143, 129), so nobody mistakes an
 interrupted run for a finished one. Loader workers ignore all three: the main process decides.
 """
@@ -17,17 +17,19 @@ from typing import Iterator
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class Interrupted(KeyboardInterrupt):
-    """Training stopped on a signal after writing a checkpoint. A KeyboardInterrupt, so a Python
-    script that called `cyclegan.train()` stops too, as on Ctrl-C anywhere else."""
+def interrupted(message: str, signum: int) -> KeyboardInterrupt:
+    """The exception a run stopped by a signal raises after its checkpoint: a plain KeyboardInterrupt
+    (so a Python script that called `cyclegan.train()` stops too, as on Ctrl-C anywhere else, and its
+    traceback says KeyboardInterrupt) carrying the signal, which the command line turns into 128 + N."""
+    err = KeyboardInterrupt(message)
+    err.signum = signum  # type: ignore[attr-defined]
+    return err
 
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
 
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum
+def exit_status(err: KeyboardInterrupt) -> int | None:
+    """128 + the signal for a run stopped by `interrupted`, None for any other KeyboardInterrupt."""
+    signum = getattr(err, "signum", None)
+    return None if signum is None else 128 + signum
 
 
 class TrainingStopped(RuntimeError):
