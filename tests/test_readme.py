@@ -43,8 +43,9 @@ like `cyclegan study` (a line printed once listening, with the URL). Run
 `PYTHONPATH=src python -m pytest tests/test_readme.py -x -q` and read the failing command's
 output, which the assertion shows.
 
-Time: about 150 s on the 2-core development machine (AMD EPYC), measured 2026-12-04 while it
-was shared (load average about 7), so less when idle; 25 README steps, 2-13 s each. Marked slow;
+Time: 91 s on the 2-core development machine (AMD EPYC), measured 2026-12-04 while it was
+shared (load average about 3; about 150 s at load 7), so less when idle; 25 README steps,
+2-8 s each. Marked slow;
 the README's test command (`python -m pytest`) runs it.
 """
 
