@@ -20,15 +20,20 @@ How it works
   to the following lines exist: a train command's `CHECKPOINTS_DIR/NAME/checkpoints/LATEST`,
   an evaluate of a run its `RUN/eval/metrics.json`, a report its `RUN/report.html`, and any
   `--output-dir` (with images in it), `--output` or `--json` named on the line.
-* Servers and browsers, bounded: `cyclegan study ...` starts in the background with
-  `--port 0` appended (parallel test runs must not fight over port 8000); the test waits
-  for its "running at http://..." line, fetches that page, then stops it with SIGINT.
-  `report --open` runs with BROWSER=echo, so "opening" prints the page's URL, which is checked.
-* Downloads: no command of today's README downloads. A README line that does (a pretrained
-  model, say) must take its base URL from an environment variable; add that variable to
-  MIRROR_ENV (name -> folder under the mirror) and put the files the line fetches into
-  `mirror_files()`. The `mirror` fixture serves them from 127.0.0.1 and the variable points
-  there, so the real download path runs without leaving the machine.
+* Servers and browsers, bounded: `cyclegan study ...` and `cyclegan serve ...` start in the
+  background with `--port 0` appended (parallel test runs must not fight over port 8000); the
+  test waits for the line announcing "... at http://...", fetches that page, then stops the
+  server with SIGINT. `report --open` runs with BROWSER=echo, so "opening" prints the page's
+  URL, which is checked.
+* Downloads: a README line that downloads takes its base URL from an environment variable
+  (CYCLEGAN_ZOO_URL for the pretrained zoo, CYCLEGAN_DATASETS_URL for the datasets); MIRROR_ENV
+  maps each to a folder of the mirror, and `mirror_files()` puts there what the lines fetch:
+  the authors' released-model file written by their code (../shared/golden/zoo/latest_net_G.pth,
+  under each zoo name the README uses) and a horse2zebra.zip of a few real images in the
+  authors' layout. The `mirror` fixture serves them from 127.0.0.1 and the variables point
+  there, so the real download path (HTTP, .part file, verification, atomic rename, safe
+  extraction) runs without leaving the machine. XDG_CACHE_HOME is HOME/.cache, its default, so
+  the README's `~/.cache/cyclegan/...` paths are where the downloads land.
 
 Making a new README line pass: write it as a user would type it; if it trains, CYCLEGAN_SMOKE
 already shortens it; if it reads folders, they are capped at 6 images (a command that needs
@@ -38,8 +43,9 @@ like `cyclegan study` (a line printed once listening, with the URL). Run
 `PYTHONPATH=src python -m pytest tests/test_readme.py -x -q` and read the failing command's
 output, which the assertion shows.
 
-Time: 141 s on the 2-core development machine (AMD EPYC), measured 2026-12-04 while it was
-shared (load average about 7), so less when idle; 17 README steps, 3-16 s each. Marked slow;
+Time: 91 s on the 2-core development machine (AMD EPYC), measured 2026-12-04 while it was
+shared (load average about 3; about 150 s at load 7), so less when idle; 25 README steps,
+2-8 s each. Marked slow;
 the README's test command (`python -m pytest`) runs it.
 """
 
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import os
 import re
 import shlex
@@ -56,6 +63,7 @@ import sys
 import threading
 import time
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +76,10 @@ README = REPO / "README.md"
 SHARED = REPO.parent / "shared"
 SKIPPED_SEGMENTS = (re.compile(r"^pip3? install\b"), re.compile(r"^(sudo )?apt(-get)? "),
                     re.compile(r"^python3? -m pytest\b"))
-MIRROR_ENV: dict[str, str] = {}  # environment variable -> folder of the mirror holding what it downloads
+# environment variable -> folder of the mirror holding what it downloads
+MIRROR_ENV: dict[str, str] = {"CYCLEGAN_ZOO_URL": "zoo", "CYCLEGAN_DATASETS_URL": "datasets"}
+MIRRORED_MODELS = ("horse2zebra", "style_monet")  # what the README translates with / downloads by name
+SERVERS = ("cyclegan study ", "cyclegan serve ")  # commands that listen until stopped
 COMMAND_TIMEOUT = 600
 
 
@@ -170,6 +181,10 @@ def promised_outputs(command: str, cwd: Path) -> list[Path]:
         out.append(cwd / positional[0] / "eval" / "metrics.json")
     elif sub == "report":
         out.append(cwd / positional[0] / "report.html")
+    elif sub == "import":
+        out.append(cwd / _option(rest, "--checkpoints-dir", "checkpoints") / _option(rest, "--name") / "checkpoints" / "LATEST")
+    elif sub == "datasets" and positional[:1] == ["download"]:
+        out += [cwd / _option(rest, "--root", "datasets") / positional[1] / "trainA" / "*"]
     return out
 
 
@@ -177,9 +192,31 @@ def _exists(pattern: Path) -> bool:
     return any(pattern.parent.glob(pattern.name)) if "*" in pattern.name else pattern.exists()
 
 
+def _dataset_zip(source: Path, name: str, per_folder: int = 2) -> bytes:
+    """A small NAME.zip laid out as the authors' archives are (NAME/trainA, trainB, testA, testB), real images."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder in ("trainA", "trainB", "testA", "testB"):
+            for image in sorted((source / folder).iterdir())[:per_folder]:
+                archive.write(image, f"{name}/{folder}/{image.name}")
+    return buffer.getvalue()
+
+
 def mirror_files() -> dict[str, bytes]:
-    """Files the mirror serves, by path under it (none yet: no README line downloads)."""
-    return {}
+    """Files the mirror serves, by path under it: what the README's zoo and dataset lines fetch.
+
+    The zoo's models are the authors' released-model form written by their own code
+    (../shared/golden/zoo/latest_net_G.pth, a small ResNet generator), served under each name
+    the README uses; the dataset is a few real horse2zebra images in the authors' zip layout."""
+    generator = (SHARED / "golden" / "zoo" / "latest_net_G.pth").read_bytes()
+    files = {f"zoo/{name}.pth": generator for name in MIRRORED_MODELS}
+    files["datasets/horse2zebra.zip"] = _dataset_zip(SHARED / "data" / "horse2zebra", "horse2zebra")
+    return files
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # one line per request would bury the failing command's output
+        pass
 
 
 @pytest.fixture
@@ -189,8 +226,7 @@ def mirror(tmp_path):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     root.mkdir(exist_ok=True)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -205,7 +241,7 @@ def _environment(tmp_path: Path, mirror_url: str) -> dict[str, str]:
         "CYCLEGAN_SMOKE": "1",
         "PYTHONPATH": os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         "HOME": str(tmp_path / "home"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_CACHE_HOME": str(tmp_path / "home" / ".cache"),  # its default, which the README names
         "BROWSER": "echo",
         "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
         "PYTHONUNBUFFERED": "1",
@@ -229,7 +265,7 @@ def _run_server(command: str, cwd: Path, env: dict[str, str]) -> str:
             if not line:
                 break
             seen.append(line)
-            found = re.search(r"running at (http://\S+)", line)
+            found = re.search(r"\bat (http://\S+)", line)
             url = found.group(1).rstrip("/") + "/" if found else None
         assert url, f"`{command}` announced no address:\n{''.join(seen)}"
         with urllib.request.urlopen(url.replace("localhost", "127.0.0.1"), timeout=60) as page:
@@ -290,7 +326,7 @@ def test_every_readme_command_runs_in_order(tmp_path, mirror):
             assert proc.returncode == 0, f"README.md:{step.line} python snippet failed:\n{output}"
             for name in re.findall(r"\.save\(\"([^\"]+)\"\)", step.text):
                 assert (work / name).is_file(), f"README.md:{step.line}: the snippet wrote no {name}"
-        elif step.text.startswith("cyclegan study ") and "study-results" not in step.text:
+        elif step.text.startswith(SERVERS):
             output = _run_server(step.text, work, env)
         else:
             proc = subprocess.run(step.text, shell=True, cwd=work, env=env, capture_output=True, text=True,
