@@ -8,7 +8,7 @@ compares like with like:
              turned into uint8 on the host (their util.tensor2im); PNG writing left out
   fp32       Translator.translate_tensor on batches of B, one readback per batch, each
              image turned into a PIL image (what `cyclegan translate` does before saving)
-  amp        the same with bfloat16 autocast (and channels_last memory on CUDA), where
+  amp        the same with bfloat16 autocast, where
              bfloat16 is native: CUDA, or a CPU with AVX512-BF16/AMX
 
 Both use the same network, so the ratio measures the pipeline (batching, readback,
@@ -21,7 +21,6 @@ the median of --repeats runs. The reference translates max(--batches) images per
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import statistics
@@ -80,8 +79,7 @@ def measure(size: int, batches: list[int], warmup: int, repeats: int, device: to
     multiple = size_multiple(cfg.generator)
     paths = {"fp32": Translator(net, multiple, 3, device)}
     if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()):
-        # A copy: amp puts its network in channels_last on CUDA, which must not leak into the fp32 path.
-        paths["amp"] = Translator(copy.deepcopy(net), multiple, 3, device, amp=True)
+        paths["amp"] = Translator(net, multiple, 3, device, amp=True)
     images = torch.rand(max(batches), 3, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1
     ref_seconds = median_seconds(lambda: reference(net, images, device), warmup, repeats)
     ref_rate = images.shape[0] / ref_seconds

@@ -11,7 +11,6 @@ import torch
 from cyclegan.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from cyclegan.methods import Optimizers, Pools
 from cyclegan.models import CycleGANNets
-from cyclegan.precision import channels_last_pays
 from cyclegan.training.distributed import ProcessGroup, wrap_for_training
 from cyclegan.training.state import TrainingState
 
@@ -27,13 +26,15 @@ class StepInputs:
 
 
 def build_step(crop: int, batch: int, generator: str, device: str, amp: bool = False,
-               compile: bool = False, ngf: int = 64, ndf: int = 64) -> StepInputs:
+               compile: bool = False, ngf: int = 64, ndf: int = 64,
+               channels_last: bool = False) -> StepInputs:
+    """channels_last: the networks in that memory format (the training loop does not use it)."""
     dev = torch.device(device)
     # The training loop's own set-up (seed 0, Adam(2e-4, (0.5, 0.999)), pools of 50).
     cfg = TrainConfig(model=ModelConfig(generator=generator, ngf=ngf, ndf=ndf), data=DataConfig(crop_size=crop),
                       optim=OptimConfig(batch_size=batch))
     state = TrainingState.build(cfg, dev)
-    if amp and channels_last_pays(dev):
+    if channels_last:
         state.nets.to(memory_format=torch.channels_last)
     autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     return StepInputs(

@@ -134,6 +134,7 @@ def test_eval_freq_zero_writes_nothing(unaligned_root, tmp_path, tiny_extractor)
     assert "no evaluations during training" in write_report(run_dir).read_text()
 
 
+@needs_inception  # without the weights, that is the one line given first
 def test_bad_eval_settings_fail_before_training(unaligned_root, tmp_path, capsys):
     base = ["train", str(unaligned_root), "--checkpoints-dir", str(tmp_path / "runs"), "--no-progress",
             "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32",

@@ -100,7 +100,8 @@ def test_one_bit_and_ycbcr(tmp_path):
     Image.new("1", (3, 2), 1).save(tmp_path / "bw.png")
     assert load_image(tmp_path / "bw.png", 3).getpixel((0, 0)) == (255, 255, 255)
     Image.new("YCbCr", (3, 2), (128, 128, 128)).save(tmp_path / "ycc.tif")
-    assert Image.open(tmp_path / "ycc.tif").mode == "YCbCr"
+    # (Pillow 10-11 reopens it as YCbCr; newer ones convert it to RGB on reading: either way
+    # the pixels must come out right)
     r, g, b = load_image(tmp_path / "ycc.tif", 3).getpixel((0, 0))
     assert max(abs(v - 128) for v in (r, g, b)) <= 2
 

@@ -134,7 +134,7 @@ def test_non_finite_loss_stops_naming_term_and_step(unaligned_root, tmp_path, mo
         losses = real_step(*args, **kwargs)
         count[0] += 1
         if count[0] >= 6:
-            losses["cycle_b"] = torch.tensor(float("nan"))
+            losses["cycle_b"] = torch.full_like(losses["cycle_b"], float("nan"))  # on the step's device
         return losses
 
     monkeypatch.setattr(METHODS["cyclegan"], "step", poisoned)

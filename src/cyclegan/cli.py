@@ -129,7 +129,7 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cycle", action="store_true", help="also write OUTPUT_DIR/cycle/NAME.png: input | translated | reconstructed")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, mps")
     p.add_argument("--amp", action="store_true",
-                   help="bfloat16 autocast on CUDA (with channels_last) or on a CPU with native bfloat16 "
+                   help="bfloat16 autocast on CUDA or on a CPU with native bfloat16 "
                         "(AVX512-BF16/AMX): faster, output differs slightly from float32; refused elsewhere")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
     p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)

@@ -174,7 +174,7 @@ class RunConfig:
     progress: bool = _opt(True, "show a progress bar")
     report_freq: int = _opt(1000, "steps between refreshes of RUN_DIR/report.html, in the background (0: only at the end)")
     tensorboard: bool = _opt(False, "also log losses and sample grids to RUN_DIR/tensorboard (pip install tensorboard)")
-    amp: bool = _opt(False, "bfloat16 autocast on CUDA (with channels_last) or on a CPU with native bfloat16 "
+    amp: bool = _opt(False, "bfloat16 autocast on CUDA or on a CPU with native bfloat16 "
                           "(AVX512-BF16/AMX); loss terms stay float32")
     compile: bool = _opt(False, "torch.compile the networks (the first steps are slow while it compiles)")
     threads: int = _opt(0, "CPU threads for torch (0: torch's default, at most the CPUs this process may use; "

@@ -42,7 +42,3 @@ def check_amp(device: torch.device, option: str = "--amp") -> None:
     raise ConfigError(f"{option} (bfloat16 autocast) needs a CUDA GPU or a CPU with native bfloat16; {where} "
                       f"would run it slower than float32: drop {option}")
 
-
-def channels_last_pays(device: torch.device) -> bool:
-    """channels_last feeds tensor cores; on CPU it measured slower for these networks."""
-    return device.type == "cuda"

@@ -29,7 +29,7 @@ from .methods import check_config, method_of
 from .memory import available_bytes, forward_bytes, human, image_bytes, tile_for_budget
 from .outputs import plan_outputs, prepare_output_dir, temporary_output, write_image
 from .tiling import ExactTiler, receptive_radius
-from .precision import channels_last_pays, check_amp
+from .precision import check_amp
 from .rundir import CheckpointError, RunDir, RunDirError, find_config, load_weights, weights_file
 
 # Smallest side the generators take: a ResNet's 1/4-scale bottleneck must keep 2 pixels for its
@@ -143,9 +143,9 @@ class Translator:
     """A generator ready to translate, with its inverse when the cycle view is wanted.
 
     With `amp=True` (CUDA, or a CPU with native bfloat16) the networks run under
-    bfloat16 autocast, on CUDA in channels_last memory format (converted in place)
-    for the tensor cores; outputs are returned as float32 and differ slightly from
-    the float32 path.
+    bfloat16 autocast; outputs are returned as float32 and differ slightly from the
+    float32 path. (No channels_last: with instance norm and reflection padding between
+    the convolutions it measured slower on an H200 and on CPUs; docs/benchmarks.md.)
     """
 
     def __init__(
@@ -160,9 +160,6 @@ class Translator:
     ):
         if amp:
             check_amp(device)
-        if amp and channels_last_pays(device):
-            generator = generator.to(memory_format=torch.channels_last)
-            inverse = inverse.to(memory_format=torch.channels_last) if inverse is not None else None
         self.generator = generator
         self.inverse = inverse
         self.multiple = multiple
@@ -269,8 +266,6 @@ class Translator:
         """Upscale tiny sides, pad to the size multiple, apply `net`, undo both."""
         x, factors = upscale_tiny(x)
         padded, (h, w) = pad_to_multiple(x, self.multiple)
-        if self.amp and channels_last_pays(self.device):
-            padded = padded.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext():
             out = net(padded)
         return downscale_tiny(out[..., :h, :w].float(), factors)
@@ -324,6 +319,7 @@ class Translator:
             return to_pil(self.translate_tensor(x, tile=tile, overlap=overlap)[0].cpu())
         single = image.dim() == 3
         out = self.translate_tensor(image.unsqueeze(0) if single else image, tile=tile, overlap=overlap)
+        out = out.to(image.device)  # a tensor comes back where it came from (found on an H200: cuda != cpu)
         return out[0] if single else out
 
     @torch.no_grad()

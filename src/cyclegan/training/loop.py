@@ -24,13 +24,14 @@ from ..import_run import WARM_START_KEY, warm_start_message
 from ..cpu_threads import use_threads
 from ..device import resolve_device
 from ..methods import METHODS, check_config
-from ..precision import channels_last_pays, check_amp
+from ..precision import check_amp
 from ..report.refresher import ReportRefresher
 from ..rundir import LossLog, RunDir, RunDirError
 from ..tensorboard import TensorBoardLogger
 from .distributed import (
     ProcessGroup,
     any_process,
+    barrier,
     close_process_group,
     gather_to_main,
     init_process_group,
@@ -123,7 +124,11 @@ def train(cfg: TrainConfig, resume: bool = False, override_config: bool = False)
         run = RunDir.of(cfg)
         say = (lambda text: print(text, flush=True)) if group.is_main else (lambda text: None)
         with run.lock(say) if group.is_main else nullcontext():
-            return _train(cfg, run, resume, override_config, group, device_name, typed_dataroot, say)
+            run_dir = _train(cfg, run, resume, override_config, group, device_name, typed_dataroot, say)
+        # Leave together: a process that closed its group while rank 0 was still saving could take
+        # gloo's threads down mid-exchange (seen once in CI as SIGABRT, "terminate called ...").
+        barrier(group)
+        return run_dir
     finally:
         close_process_group(group)
 
@@ -251,8 +256,6 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
     # ---- networks, optimisers, pools, progress
     state = TrainingState.build(cfg, device, rank=group.rank)
     nets = state.nets
-    if cfg.run.amp and channels_last_pays(device):
-        nets.to(memory_format=torch.channels_last)  # the layout tensor cores want for convolutions
     step_nets = wrap_for_training(nets, group, device, compile=cfg.run.compile)  # same weights as `nets`
     if group.distributed:
         # Same initial weights everywhere (seeded above; DDP also broadcasts rank 0's), then
@@ -296,7 +299,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
     # HTML page, rewritten in a background thread
     report = ReportRefresher(run.path, cfg.run.report_freq) if main_process else nullcontext()
     stopping = False  # the same on every process: set only where processes agree on it
-    dead_worker: RuntimeError | None = None
+    dead_worker: Exception | None = None
 
     with stop_on_signals(announce=main_process) as stop, WorkerDeathsBetweenSteps() as workers, report, board or nullcontext():
         while progress.epoch <= cfg.total_epochs and progress.step < total_steps:
@@ -312,7 +315,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
                     batch = next(batches)
                 except StopIteration:
                     break
-                except RuntimeError as err:
+                except (RuntimeError, ConnectionResetError) as err:
                     if not is_worker_death(err):
                         raise
                     dead_worker = err

@@ -109,6 +109,9 @@ class WorkerDeathsBetweenSteps:
 
 
 def is_worker_death(err: BaseException) -> bool:
+    if isinstance(err, ConnectionResetError):
+        # killed while handing a batch's shared memory over: the main process sees the socket drop
+        return True
     text = str(err)
     return isinstance(err, RuntimeError) and "DataLoader worker" in text and (
         "exited unexpectedly" in text or "killed by signal" in text)
