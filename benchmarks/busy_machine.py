@@ -14,6 +14,7 @@ OMP_* / MKL_* / GOMP_* / KMP_* settings of the calling shell are removed for the
 this measures the defaults.
 
     python benchmarks/busy_machine.py --rounds 2 --steps 10 --max-seconds 10 --warmup 0 --json busy.json
+    python benchmarks/busy_machine.py --variants old new spin=1000 spin=10000 --rounds 3 --steps 20 --max-seconds 20
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def child(args: argparse.Namespace) -> None:
 
     import torch
 
-    if args.variant == "new":
+    if args.variant != "old":
         use_threads(0)  # what `cyclegan train` does with the default --threads 0
     sys.path.insert(0, str(Path(__file__).parent))
     from step_setup import build_step
@@ -73,6 +74,8 @@ def cpu_model() -> str:
 
 def measure(args: argparse.Namespace, variant: str, busy: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
+    if variant.startswith("spin="):  # libgomp spins this many times, then sleeps (what the package then leaves alone)
+        env["GOMP_SPINCOUNT"] = variant.split("=", 1)[1]
     cmd = [sys.executable, __file__, "--one", variant, "--crop", str(args.crop), "--generator", args.generator,
            "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--max-seconds", str(args.max_seconds)]
@@ -108,8 +111,10 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--ndf", type=int, default=32)
     parser.add_argument("--pin-busy", type=int, default=None, help="pin the busy process to this CPU")
+    parser.add_argument("--variants", nargs="+", default=["old", "new"],
+                        help="old, new, and spin=N (new, with GOMP_SPINCOUNT=N instead of the passive policy)")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--one", choices=["old", "new"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -121,7 +126,7 @@ def main() -> None:
     for rnd in range(args.rounds):
         for busy in (False, True):
             # Swap the order every round so neither variant always runs first.
-            for variant in (("old", "new") if rnd % 2 == 0 else ("new", "old")):
+            for variant in (args.variants if rnd % 2 == 0 else args.variants[::-1]):
                 r = measure(args, variant, busy)
                 r["round"] = rnd
                 rows.append(r)
@@ -133,7 +138,7 @@ def main() -> None:
     print("| condition | defaults | threads | steps | s/step min | s/step median | load avg (1 min) before |")
     print("|---|---|---|---|---|---|---|")
     for busy in (False, True):
-        for variant in ("old", "new"):
+        for variant in args.variants:
             rs = [r for r in rows if r["busy"] == busy and r["variant"] == variant]
             t = [x for r in rs for x in r["times"]]
             loads = [r["load_1min_before"] for r in rs]

@@ -2,7 +2,7 @@
 
     cyclegan pretrained list
     cyclegan pretrained download horse2zebra
-    cyclegan translate horse2zebra my_horse.jpg --output-dir out
+    cyclegan translate horse2zebra photos/horse.jpg --output-dir out
 
 A zoo model is fetched on first use from CYCLEGAN_ZOO_URL (default: the authors'
 server) into CYCLEGAN_HOME/pretrained (default ~/.cache/cyclegan/pretrained), and
