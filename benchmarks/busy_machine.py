@@ -3,8 +3,9 @@
 `old` is what the package did before: torch imported first, so OpenMP keeps its default wait
 policy (threads spin at the end of every parallel region), and torch's default thread count.
 `new` is the package's default now (`cyclegan.cpu_threads`): cyclegan imported first, so
-OMP_WAIT_POLICY=PASSIVE is in force when torch loads, and threads from the CPUs this process
-may run on. Each measurement is a fresh subprocess timing the training step (`train_step`,
+GOMP_SPINCOUNT=1000 is in force when torch loads, and threads from the CPUs this process
+may run on. `passive` is `new` with OMP_WAIT_POLICY=PASSIVE (never spin; the default for a
+while), `spin=N` is `new` with GOMP_SPINCOUNT=N. Each measurement is a fresh subprocess timing the training step (`train_step`,
 random tensors, the demo's networks by default) for --steps steps or --max-seconds seconds,
 whichever ends first (at least 2 steps). `busy` starts one more process that spins in pure Python (bounded in time, and
 stopped as soon as the measurement ends), unpinned or pinned to one CPU with --pin-busy.
@@ -14,7 +15,7 @@ OMP_* / MKL_* / GOMP_* / KMP_* settings of the calling shell are removed for the
 this measures the defaults.
 
     python benchmarks/busy_machine.py --rounds 2 --steps 10 --max-seconds 10 --warmup 0 --json busy.json
-    python benchmarks/busy_machine.py --variants old new spin=1000 spin=10000 --rounds 3 --steps 20 --max-seconds 20
+    python benchmarks/busy_machine.py --variants old new passive --rounds 3 --steps 20 --max-seconds 15
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def measure(args: argparse.Namespace, variant: str, busy: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
     if variant.startswith("spin="):  # libgomp spins this many times, then sleeps (what the package then leaves alone)
         env["GOMP_SPINCOUNT"] = variant.split("=", 1)[1]
+    if variant == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     cmd = [sys.executable, __file__, "--one", variant, "--crop", str(args.crop), "--generator", args.generator,
            "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--max-seconds", str(args.max_seconds)]
@@ -112,7 +115,7 @@ def main() -> None:
     parser.add_argument("--ndf", type=int, default=32)
     parser.add_argument("--pin-busy", type=int, default=None, help="pin the busy process to this CPU")
     parser.add_argument("--variants", nargs="+", default=["old", "new"],
-                        help="old, new, and spin=N (new, with GOMP_SPINCOUNT=N instead of the passive policy)")
+                        help="old, new, passive (OMP_WAIT_POLICY=PASSIVE) and spin=N (GOMP_SPINCOUNT=N)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
