@@ -47,6 +47,7 @@ from .signals import (
     TrainingStopped,
     WorkerDeathsBetweenSteps,
     ignore_stop_signals_in_worker,
+    WORKER_DEATH_ERRORS,
     is_worker_death,
     stop_on_signals,
 )
@@ -315,7 +316,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
                     batch = next(batches)
                 except StopIteration:
                     break
-                except (RuntimeError, ConnectionResetError) as err:
+                except WORKER_DEATH_ERRORS as err:
                     if not is_worker_death(err):
                         raise
                     dead_worker = err

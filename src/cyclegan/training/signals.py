@@ -108,6 +108,11 @@ class WorkerDeathsBetweenSteps:
             signal.signal(signal.SIGCHLD, self.previous if self.previous is not None else signal.SIG_DFL)
 
 
+# What a DataLoader raises in the main process when a worker dies: RuntimeError from its own
+# check, or ConnectionResetError when the worker was killed while handing a batch over.
+WORKER_DEATH_ERRORS = (RuntimeError, ConnectionResetError)
+
+
 def is_worker_death(err: BaseException) -> bool:
     if isinstance(err, ConnectionResetError):
         # killed while handing a batch's shared memory over: the main process sees the socket drop
