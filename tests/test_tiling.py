@@ -157,6 +157,9 @@ def test_amp_on_gpu_is_close_to_float32():
     assert out.dtype == torch.float32 and out.shape == x.shape
     assert (out - exact).abs().mean() < 0.02
     assert fast.translate_tensor(x, tile=64).shape == x.shape
+    # results come back on the input's device, whichever method gave them
+    assert out.device == x.device and fast(x).device == x.device
+    assert fast.translate_tensor(x.cuda()).device.type == "cuda"
 
 
 @pytest.fixture(scope="module")

@@ -245,8 +245,14 @@ class Translator:
         raised-cosine weights; each uses its own statistics, so the result is close to,
         not equal to, the whole-image one. Images that fit in one tile take the
         whole-image path unchanged.
+        The result is on `x`'s device, wherever the networks run.
         Raises CheckpointError when the output holds NaN or inf.
         """
+        return self._translate(x, net, tile, overlap, tile_batch).to(x.device)
+
+    def _translate(self, x: torch.Tensor, net: nn.Module | None, tile: int | None, overlap: int | None,
+                   tile_batch: int) -> torch.Tensor:
+        """translate_tensor, the result left on the translator's device."""
         net = self.generator if net is None else net
         overlap = tile_overlap(tile, overlap)
         x = x.to(self.device)
@@ -319,18 +325,18 @@ class Translator:
             return to_pil(self.translate_tensor(x, tile=tile, overlap=overlap)[0].cpu())
         single = image.dim() == 3
         out = self.translate_tensor(image.unsqueeze(0) if single else image, tile=tile, overlap=overlap)
-        out = out.to(image.device)  # a tensor comes back where it came from (found on an H200: cuda != cpu)
         return out[0] if single else out
 
     @torch.no_grad()
     def cycle(
         self, x: torch.Tensor, tile: int | None = None, overlap: int | None = None, tile_batch: int = 4
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Translation and reconstruction F(G(x)) of a batch; needs `with_inverse=True`."""
+        """Translation and reconstruction F(G(x)) of a batch, on `x`'s device; needs `with_inverse=True`."""
         if self.inverse is None:
             raise ValueError("load the translator with with_inverse=True for the cycle view")
-        fake = self.translate_tensor(x, tile=tile, overlap=overlap, tile_batch=tile_batch)
-        return fake, self.translate_tensor(fake, self.inverse, tile=tile, overlap=overlap, tile_batch=tile_batch)
+        fake = self._translate(x, None, tile, overlap, tile_batch)
+        rec = self._translate(fake, self.inverse, tile, overlap, tile_batch)
+        return fake.to(x.device), rec.to(x.device)
 
     def translate_files(
         self,
