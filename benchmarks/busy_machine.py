@@ -2,12 +2,14 @@
 
 `old` is what the package did before: torch imported first, so OpenMP keeps its default wait
 policy (threads spin at the end of every parallel region), and torch's default thread count.
-`new` is the package's default now (`cyclegan.cpu_threads`): cyclegan imported first, so
-GOMP_SPINCOUNT=1000 is in force when torch loads, and threads from the CPUs this process
-may run on. `passive` is `new` with OMP_WAIT_POLICY=PASSIVE (never spin; the default for a
-while), `spin=N` is `new` with GOMP_SPINCOUNT=N. Each measurement is a fresh subprocess timing the training step (`train_step`,
+`new` is the package's default now (`cyclegan.cpu_threads`): cyclegan imported first (its wait
+setting, if any, in force when torch loads), threads from the CPUs this process may run on, and
+the count following the load between steps (`LoadAwareThreads`, as the training loop does).
+`passive` is `new` with OMP_WAIT_POLICY=PASSIVE (never spin), `spin=N` is `new` with
+GOMP_SPINCOUNT=N; a `+fixed` suffix (`spin=1000+fixed`) keeps the thread count fixed instead
+of following the load. Each measurement is a fresh subprocess timing the training step (`train_step`,
 random tensors, the demo's networks by default) for --steps steps or --max-seconds seconds,
-whichever ends first (at least 2 steps). `busy` starts one more process that spins in pure Python (bounded in time, and
+whichever ends first (at least 2 steps). `busy` starts --busy more processes that spin in pure Python (bounded in time, and
 stopped as soon as the measurement ends), unpinned or pinned to one CPU with --pin-busy.
 Conditions and variants alternate within every round, so slow drift of the machine's load
 reaches all of them alike; the 1-minute load average is recorded before each measurement.
@@ -16,6 +18,7 @@ this measures the defaults.
 
     python benchmarks/busy_machine.py --rounds 2 --steps 10 --max-seconds 10 --warmup 0 --json busy.json
     python benchmarks/busy_machine.py --variants old new passive --rounds 3 --steps 20 --max-seconds 15
+    python benchmarks/busy_machine.py --variants old new spin=1000+fixed --busy 3 --rounds 2
 """
 
 from __future__ import annotations
@@ -38,13 +41,16 @@ def child(args: argparse.Namespace) -> None:
     if args.variant == "old":
         import torch  # first: OpenMP reads its (default) wait policy before cyclegan could set one
     from cyclegan.config import LossConfig
-    from cyclegan.cpu_threads import use_threads
+    from cyclegan.cpu_threads import LoadAwareThreads, use_threads
     from cyclegan.methods import train_step
 
     import torch
 
+    follow = None
     if args.variant != "old":
         use_threads(0)  # what `cyclegan train` does with the default --threads 0
+        if not args.variant.endswith("+fixed"):
+            follow = LoadAwareThreads.for_run(0, distributed=False)
     sys.path.insert(0, str(Path(__file__).parent))
     from step_setup import build_step
 
@@ -57,12 +63,16 @@ def child(args: argparse.Namespace) -> None:
     for _ in range(args.warmup):
         one_step()
     times: list[float] = []
+    threads: list[int] = []  # in force during each timed step
     begin = time.perf_counter()
     while len(times) < args.steps and (len(times) < 2 or time.perf_counter() - begin < args.max_seconds):
         start = time.perf_counter()
+        threads.append(torch.get_num_threads())
         one_step()
+        if follow is not None:
+            follow.update()  # between steps, as the training loop does (inside the timing: its cost counts)
         times.append(time.perf_counter() - start)
-    print(json.dumps({"times": times, "threads": torch.get_num_threads(),
+    print(json.dumps({"times": times, "threads": threads,
                       "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)")}))
 
 
@@ -73,33 +83,44 @@ def cpu_model() -> str:
     return "unknown"
 
 
+def threads_used(*rows: dict) -> str:
+    """"2", or "2->1 (17 of 20 steps on 1)" when the count followed the load."""
+    counts = [n for r in rows for n in r["threads"]]
+    if len(set(counts)) == 1:
+        return str(counts[0])
+    low = min(counts)
+    return f"{counts[0]}->{low} ({counts.count(low)} of {len(counts)} steps on {low})"
+
+
 def measure(args: argparse.Namespace, variant: str, busy: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
-    if variant.startswith("spin="):  # libgomp spins this many times, then sleeps (what the package then leaves alone)
-        env["GOMP_SPINCOUNT"] = variant.split("=", 1)[1]
-    if variant == "passive":
+    base = variant.removesuffix("+fixed")
+    if base.startswith("spin="):  # libgomp spins this many times, then sleeps (what the package then leaves alone)
+        env["GOMP_SPINCOUNT"] = base.split("=", 1)[1]
+    if base == "passive":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     cmd = [sys.executable, __file__, "--one", variant, "--crop", str(args.crop), "--generator", args.generator,
            "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--max-seconds", str(args.max_seconds)]
     load_before = os.getloadavg()[0]
-    spinner = None
+    spinners = []
     if busy:
         # Bounded on its own too: if this script is killed, the spinner still ends.
         code = SPIN.format(seconds=args.max_seconds * 10 + 600)
         if args.pin_busy is not None:
             code = f"import os\nos.sched_setaffinity(0, {{{args.pin_busy}}})\n" + code
-        spinner = subprocess.Popen([sys.executable, "-c", code])
+        spinners = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(args.busy)]
     try:
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
                              timeout=args.max_seconds * 10 + 600).stdout
     finally:
-        if spinner is not None:
+        for spinner in spinners:
             spinner.kill()
             spinner.wait()
     r = json.loads(out.strip().splitlines()[-1])
     t = r.pop("times")
-    return {"variant": variant, "busy": busy, "load_1min_before": load_before, "steps": len(t),
+    return {"variant": variant, "busy": busy, "busy_processes": args.busy if busy else 0,
+            "load_1min_before": load_before, "steps": len(t),
             "min": min(t), "median": statistics.median(t), "times": t, **r}
 
 
@@ -113,9 +134,11 @@ def main() -> None:
     parser.add_argument("--generator", default="resnet_6blocks")
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--ndf", type=int, default=32)
-    parser.add_argument("--pin-busy", type=int, default=None, help="pin the busy process to this CPU")
+    parser.add_argument("--busy", type=int, default=1, help="spinning processes in the busy condition")
+    parser.add_argument("--pin-busy", type=int, default=None, help="pin the busy processes to this CPU")
     parser.add_argument("--variants", nargs="+", default=["old", "new"],
-                        help="old, new, passive (OMP_WAIT_POLICY=PASSIVE) and spin=N (GOMP_SPINCOUNT=N)")
+                        help="old, new, passive (OMP_WAIT_POLICY=PASSIVE) and spin=N (GOMP_SPINCOUNT=N); "
+                             "+fixed: without following the load")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
@@ -134,10 +157,10 @@ def main() -> None:
                 r["round"] = rnd
                 rows.append(r)
                 print(f"round {rnd} {'busy' if busy else 'idle'} {variant}: {r['steps']} steps, "
-                      f"min {r['min']:.3f} s, median {r['median']:.3f} s, {r['threads']} threads, "
+                      f"min {r['min']:.3f} s, median {r['median']:.3f} s, threads {threads_used(r)}, "
                       f"load {r['load_1min_before']:.2f}", flush=True)
     print(f"# busy_machine {started}, {cpu_model()}, {os.cpu_count()} CPUs, crop {args.crop}, "
-          f"{args.generator} ngf {args.ngf} ndf {args.ndf}, busy process pinned: {args.pin_busy}")
+          f"{args.generator} ngf {args.ngf} ndf {args.ndf}, busy processes {args.busy}, pinned: {args.pin_busy}")
     print("| condition | defaults | threads | steps | s/step min | s/step median | load avg (1 min) before |")
     print("|---|---|---|---|---|---|---|")
     for busy in (False, True):
@@ -145,7 +168,7 @@ def main() -> None:
             rs = [r for r in rows if r["busy"] == busy and r["variant"] == variant]
             t = [x for r in rs for x in r["times"]]
             loads = [r["load_1min_before"] for r in rs]
-            print(f"| {'busy' if busy else 'idle'} | {variant} | {rs[0]['threads']} | {len(t)} | {min(t):.3f} | "
+            print(f"| {'busy' if busy else 'idle'} | {variant} | {threads_used(*rs)} | {len(t)} | {min(t):.3f} | "
                   f"{statistics.median(t):.3f} | {min(loads):.2f}-{max(loads):.2f} |")
     if args.json:
         args.json.write_text(json.dumps({"started": started, "cpu": cpu_model(), "args": vars(args), "rows": rows},

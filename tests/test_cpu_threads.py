@@ -1,5 +1,6 @@
 """The CPU thread policy (cpu_threads.py): a short OpenMP spin set before torch loads, the
-user's own OpenMP settings respected, thread counts from --threads and the available CPUs.
+user's own OpenMP settings respected, thread counts from --threads and the available CPUs,
+and by default one thread fewer while a real busy process holds one of our CPUs.
 
 Each check that depends on what OpenMP read at load time runs in a fresh interpreter, and asks
 OpenMP itself (OMP_DISPLAY_ENV=VERBOSE makes GNU libgomp print the settings it took) rather than
@@ -10,18 +11,22 @@ sleeping; the package asks for 1,000, and that count is what the checks read. No
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from cyclegan.cli import main
 from cyclegan.config import TrainConfig
-from cyclegan.cpu_threads import cgroup_cpu_limit, set_wait_policy_default, use_threads
+from cyclegan.cpu_threads import (LoadAwareThreads, cgroup_cpu_limit, process_ticks, set_wait_policy_default,
+                                  threads_for_load, use_threads)
 
 from conftest import tiny_config
+from test_never_lose_work import SRC, TINY_ARGS
 
 REPORT = ("import json, os, torch; print(json.dumps({'policy': os.environ.get('OMP_WAIT_POLICY'), "
           "'spincount': os.environ.get('GOMP_SPINCOUNT'), 'threads': torch.get_num_threads()}))")
@@ -144,3 +149,144 @@ def test_changing_threads_on_resume_is_allowed(unaligned_root, tmp_path):
         train(tiny_config(unaligned_root, tmp_path, max_steps=3, threads=2), resume=True)
     finally:
         torch.set_num_threads(before)
+
+
+# ---- following the load: real busy processes on real CPUs, the kernel's own counters
+
+SPIN_ON = "import os, time\nos.sched_setaffinity(0, {{{cpu}}})\nend = time.monotonic() + 60\nwhile time.monotonic() < end:\n    pass\n"
+
+
+def _two_cpus() -> list[int]:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    return cpus[:2]
+
+
+def _other_process_spinning_on(cpu: int) -> subprocess.Popen:
+    """A busy process that is not ours in the sense of the load (not a multiprocessing child)."""
+    return subprocess.Popen([sys.executable, "-c", SPIN_ON.format(cpu=cpu)])
+
+
+def _spin(cpu: int) -> None:
+    exec(SPIN_ON.format(cpu=cpu))
+
+
+def _others(follow: LoadAwareThreads) -> float:
+    follow.others()  # start a fresh window
+    time.sleep(follow.interval + 0.05)
+    return follow.others()
+
+
+def test_threads_for_load_gives_up_a_thread_per_cpu_taken():
+    assert threads_for_load(2, most=2, cpus=2, others=0.0) == 2
+    assert threads_for_load(2, most=2, cpus=2, others=0.4) == 2
+    assert threads_for_load(2, most=2, cpus=2, others=0.6) == 1
+    assert threads_for_load(2, most=2, cpus=2, others=3.0) == 1  # never below one
+    assert threads_for_load(16, most=16, cpus=16, others=0.9) == 15
+    assert threads_for_load(2, most=2, cpus=64, others=10.0) == 2  # never above the count the run started with
+    # back up only with a quarter of a CPU to spare beyond the boundary: no flipping at every reading
+    assert threads_for_load(1, most=2, cpus=2, others=0.4) == 1
+    assert threads_for_load(1, most=2, cpus=2, others=0.2) == 2
+
+
+def test_process_ticks_reads_a_name_with_spaces_and_parentheses():
+    code = "open('/proc/self/comm', 'w').write('a) b (c')\nimport time\nend = time.monotonic() + 0.6\n" \
+           "while time.monotonic() < end:\n    pass\nprint('spun', flush=True)\ntime.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "spun"
+        assert "a) b (c" in open(f"/proc/{proc.pid}/stat").read()
+        ticks = process_ticks(proc.pid)
+        assert 0.4 * os.sysconf("SC_CLK_TCK") <= ticks <= 5 * os.sysconf("SC_CLK_TCK")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_busy_process_on_our_cpus_takes_a_thread_away_and_gives_it_back():
+    import torch
+
+    cpus = _two_cpus()
+    before = torch.get_num_threads()
+    follow = LoadAwareThreads(2, cpus, interval=0.5)
+    quiet = _others(follow) < 0.25
+    spinner = _other_process_spinning_on(cpus[0])
+    try:
+        message, deadline = None, time.monotonic() + 20
+        while message is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            message = follow.update()
+        assert follow.threads == 1 and torch.get_num_threads() == 1
+        assert message.startswith("other processes are using") and "(--threads 2 keeps 2)" in message
+        spinner.kill()
+        spinner.wait()
+        if not quiet:
+            pytest.skip("other work on these CPUs: whether the thread comes back depends on it")
+        message, deadline = None, time.monotonic() + 20
+        while message is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            message = follow.update()
+        assert follow.threads == 2 and torch.get_num_threads() == 2
+        assert message == "the CPUs are free again: 2 threads"
+    finally:
+        spinner.kill()
+        spinner.wait()
+        torch.set_num_threads(before)
+
+
+def test_our_own_loader_workers_are_not_the_others():
+    cpu = _two_cpus()[0]
+    follow = LoadAwareThreads(2, [cpu], interval=0.5)
+    # a multiprocessing child, as the data loader's workers are: its CPU time is ours
+    worker = multiprocessing.get_context("fork").Process(target=_spin, args=(cpu,), daemon=True)
+    worker.start()
+    try:
+        with_worker = _others(follow)
+    finally:
+        worker.kill()
+        worker.join()
+    spinner = _other_process_spinning_on(cpu)
+    try:
+        with_other = _others(follow)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    # The same load on the same CPU: the worker's counts as ours, the stranger's as the others'.
+    assert with_other - with_worker > 0.5, (with_worker, with_other)
+
+
+def test_an_explicit_count_is_not_changed_by_the_load():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert LoadAwareThreads.for_run(2, distributed=False, environ={}) is None  # --threads 2
+        assert LoadAwareThreads.for_run(0, distributed=False, environ={"OMP_NUM_THREADS": "2"}) is None
+        assert LoadAwareThreads.for_run(0, distributed=True, environ={}) is None  # torchrun shares the CPUs out
+        assert LoadAwareThreads.for_run(0, distributed=False, environ={}) is not None
+        torch.set_num_threads(1)
+        assert LoadAwareThreads.for_run(0, distributed=False, environ={}) is None  # one thread: nothing to give up
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_training_beside_a_busy_process_says_it_runs_one_thread_fewer(unaligned_root, tmp_path):
+    cpus = _two_cpus()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_"))}
+    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    code = f"import os, sys; os.sched_setaffinity(0, {set(cpus)}); from cyclegan.cli import main; sys.exit(main(sys.argv[1:]))"
+    spinner = _other_process_spinning_on(cpus[0])
+    try:
+        done = subprocess.run([sys.executable, "-c", code, "train", str(unaligned_root), "--name", "busy",
+                               "--checkpoints-dir", str(tmp_path / "runs"), *TINY_ARGS, "--n-epochs", "100",
+                               "--max-steps", "400", "--print-freq", "50", "--save-latest-freq", "1000",
+                               "--sample-freq", "1000", "--report-freq", "0"],
+                              capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert done.returncode == 0, done.stderr
+    assert "other processes are using" in done.stdout and "1 thread for now (--threads 2 keeps 2)" in done.stdout

@@ -27,14 +27,23 @@ when a command starts. The default, 0, keeps torch's count but at most the CPUs 
 process may run on: its affinity mask (torch's OpenMP already starts from it), capped by a
 cgroup CPU quota, as in a container started with `--cpus 2` on a large host, where torch
 would otherwise start one thread per host core. An explicit OMP_NUM_THREADS is respected.
+
+With that default, training also follows the machine's load (`LoadAwareThreads`): every
+couple of seconds, between steps, it reads how much of its CPUs other processes used
+(/proc/stat, less this process and its loader workers) and runs one thread fewer for each CPU
+they hold, back up when they leave. A team with no thread descheduled needs no long wait at a
+barrier, so the idle machine keeps OpenMP's fast spinning and a busy one loses only the cores
+that are really taken. An explicit --threads or OMP_NUM_THREADS fixes the count instead.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 
 # Any of these means the user (or a launcher) chose how OpenMP threads wait: leave it alone.
@@ -99,3 +108,125 @@ def use_threads(threads: int = 0, environ: MutableMapping[str, str] = os.environ
     elif not any(k in environ for k in COUNT_SETTINGS) and torch.get_num_threads() > available_cpus():
         torch.set_num_threads(available_cpus())
     return torch.get_num_threads()
+
+
+# Seconds between two readings of the load: long enough for /proc's 1/100 s ticks to average
+# over, short enough that a stall beside a new busy process lasts about one reading.
+LOAD_INTERVAL = 2.0
+
+
+def threads_for_load(current: int, most: int, cpus: int, others: float) -> int:
+    """The thread count for a team of `current` (at most `most`) when other processes keep
+    `others` of our `cpus` CPUs busy.
+
+    One thread fewer for each CPU they hold, rounding so that more than half a CPU counts (a
+    thread that shares its core with them is descheduled often, and each time the whole team
+    waits at the next barrier). More again only when they leave another quarter of a CPU, so a
+    load near the boundary does not flip the count at every reading.
+    """
+    free = cpus - others
+    fewer = max(1, min(most, math.ceil(free - 0.5)))
+    if fewer < current:
+        return fewer
+    more = max(1, min(most, math.floor(free + 0.25)))
+    return max(current, more)
+
+
+def cpu_ticks(cpus: Iterable[int], stat: Path = Path("/proc/stat")) -> tuple[int, int]:
+    """(busy, total) clock ticks of these CPUs since boot, from the kernel's per-CPU counters.
+
+    Busy includes steal: time the hypervisor gave our virtual CPU to someone else is a core
+    taken as surely as by a local process.
+    """
+    wanted = {f"cpu{c}" for c in cpus}
+    busy = total = 0
+    for line in stat.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] in wanted:
+            # user nice system idle iowait irq softirq steal (guest time is already in user)
+            user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+            busy += user + nice + system + irq + softirq + steal
+            total += user + nice + system + idle + iowait + irq + softirq + steal
+    return busy, total
+
+
+def process_ticks(pid: int | str = "self") -> int:
+    """User + system clock ticks a process (all its threads) has used."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": the name may hold spaces
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+class LoadAwareThreads:
+    """Runs fewer torch threads while other processes hold this process's CPUs.
+
+    Call `update()` between steps; it reads the load at most every `interval` seconds and
+    returns a line saying so when it changes the count. Ours: this process and its live
+    children (the data loader's workers); everything else busy on our CPUs is the others'.
+    """
+
+    def __init__(self, most: int, cpus: Iterable[int], interval: float = LOAD_INTERVAL):
+        self.most = most
+        self.cpus = sorted(cpus)
+        self.interval = interval
+        self.threads = most
+        self._last = self._reading()
+
+    @classmethod
+    def for_run(cls, threads: int, distributed: bool,
+                environ: MutableMapping[str, str] = os.environ) -> LoadAwareThreads | None:
+        """One following the load for a run with `--threads threads`, or None where the count is fixed:
+        an explicit --threads or OMP_NUM_THREADS, torchrun (each process is given its share), a
+        single thread, or no /proc to read."""
+        import torch
+
+        most = torch.get_num_threads()
+        if threads != 0 or distributed or most < 2 or any(k in environ for k in COUNT_SETTINGS):
+            return None
+        try:
+            cpus = os.sched_getaffinity(0)
+            return cls(most, cpus)
+        except (AttributeError, OSError, ValueError):  # not Linux, or a /proc without per-CPU lines
+            return None
+
+    def _reading(self) -> tuple[float, int, int, dict[int, int]]:
+        busy, total = cpu_ticks(self.cpus)
+        ours = {os.getpid(): process_ticks()}
+        for child in multiprocessing.active_children():
+            try:
+                ours[child.pid] = process_ticks(child.pid)
+            except (OSError, ValueError, IndexError):  # ended since it was listed
+                pass
+        return time.monotonic(), busy, total, ours
+
+    def others(self) -> float | None:
+        """CPUs other processes kept busy since the last reading (None: too soon to tell)."""
+        if time.monotonic() - self._last[0] < self.interval:
+            return None
+        then, busy0, total0, ours0 = self._last
+        now = self._reading()
+        self._last = now
+        _, busy1, total1, ours1 = now
+        ticks_per_cpu = (total1 - total0) / len(self.cpus)
+        if ticks_per_cpu <= 0:
+            return None
+        # A child that started since the last reading used all its ticks since then; one that
+        # ended took its last ones with it (counted as the others', for one reading).
+        ours = sum(t - ours0.get(pid, 0) for pid, t in ours1.items())
+        return max(0.0, (busy1 - busy0 - ours) / ticks_per_cpu)
+
+    def update(self) -> str | None:
+        others = self.others()
+        if others is None:
+            return None
+        threads = threads_for_load(self.threads, self.most, len(self.cpus), others)
+        if threads == self.threads:
+            return None
+        import torch
+
+        torch.set_num_threads(threads)
+        self.threads = threads
+        if threads < self.most:
+            return (f"other processes are using {others:.1f} of this process's {len(self.cpus)} CPUs: "
+                    f"{threads} thread{'s' if threads > 1 else ''} for now (--threads {self.most} keeps {self.most})")
+        return f"the CPUs are free again: {threads} threads"

@@ -21,7 +21,7 @@ from ..data.collate import collate_same_size
 from ..data.demo import demo_root
 from ..data.formats import domain_format, resolve_formats
 from ..import_run import WARM_START_KEY, warm_start_message
-from ..cpu_threads import use_threads
+from ..cpu_threads import LoadAwareThreads, use_threads
 from ..device import resolve_device
 from ..methods import METHODS, check_config
 from ..precision import check_amp
@@ -301,6 +301,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
     report = ReportRefresher(run.path, cfg.run.report_freq) if main_process else nullcontext()
     stopping = False  # the same on every process: set only where processes agree on it
     dead_worker: Exception | None = None
+    threads = LoadAwareThreads.for_run(cfg.run.threads, group.distributed)  # None: a fixed count
 
     with stop_on_signals(announce=main_process) as stop, WorkerDeathsBetweenSteps() as workers, report, board or nullcontext():
         while progress.epoch <= cfg.total_epochs and progress.step < total_steps:
@@ -330,6 +331,8 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, override_config: bool, g
                 progress.position += real_a.shape[0] * group.world_size
                 window.add(losses)
                 bar.update(1)
+                if threads is not None and (change := threads.update()):
+                    bar.write(change)
 
                 if progress.step % FINITE_CHECK_EVERY == 0:
                     _check_finite(recent, progress.step, run, method.loss_names)
