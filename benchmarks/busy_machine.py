@@ -1,16 +1,19 @@
 """Training step time on an idle CPU and beside a busy process, old and new thread defaults.
 
-`old` is what the package did before: torch imported first, so OpenMP keeps its default wait
-policy (threads spin at the end of every parallel region), and torch's default thread count.
-`new` is the package's default now (`cyclegan.cpu_threads`): cyclegan imported first (its wait
-setting, if any, in force when torch loads), threads from the CPUs this process may run on, and
+`old` is torch's default alone: OpenMP's default wait (threads spin 300,000 times at the end of
+every parallel region) and torch's thread count, fixed. `new` is the package's default now
+(`cyclegan.cpu_threads`): the same wait, threads from the CPUs this process may run on, and
 the count following the load between steps (`LoadAwareThreads`, as the training loop does).
 `passive` is `new` with OMP_WAIT_POLICY=PASSIVE (never spin), `spin=N` is `new` with
-GOMP_SPINCOUNT=N; a `+fixed` suffix (`spin=1000+fixed`) keeps the thread count fixed instead
-of following the load. Each measurement is a fresh subprocess timing the training step (`train_step`,
+GOMP_SPINCOUNT=N; a `+fixed` suffix (`spin=1000+fixed`, the default for a while) keeps the
+thread count fixed instead of following the load. Each measurement is a fresh subprocess timing the training step (`train_step`,
 random tensors, the demo's networks by default) for --steps steps or --max-seconds seconds,
 whichever ends first (at least 2 steps). `busy` starts --busy more processes that spin in pure Python (bounded in time, and
-stopped as soon as the measurement ends), unpinned or pinned to one CPU with --pin-busy.
+stopped as soon as the measurement ends), unpinned or pinned to one CPU with --pin-busy. They
+run in a session of their own, as another user's job or another terminal's would: Linux
+(with autogroups, the default on desktop and most server kernels) first shares the CPUs
+between sessions, then between the threads inside each. With --busy-same-session they share
+ours, and a process then gets more of the CPUs the more threads it runs.
 Conditions and variants alternate within every round, so slow drift of the machine's load
 reaches all of them alike; the 1-minute load average is recorded before each measurement.
 OMP_* / MKL_* / GOMP_* / KMP_* settings of the calling shell are removed for the children:
@@ -33,13 +36,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-SPIN = "import time\nend = time.monotonic() + {seconds}\nx = 0\nwhile time.monotonic() < end:\n    x += 1\n"
+# Busy for `duty` of every 0.1 s (1: all the time), until `seconds` have passed.
+SPIN = ("import time\nend = time.monotonic() + {seconds}\nx = 0\nwhile time.monotonic() < end:\n"
+        "    rest = time.monotonic() + {duty} * 0.1\n    while time.monotonic() < rest:\n        x += 1\n"
+        "    if {duty} < 1:\n        time.sleep((1 - {duty}) * 0.1)\n")
 STRIPPED = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
 
 
 def child(args: argparse.Namespace) -> None:
-    if args.variant == "old":
-        import torch  # first: OpenMP reads its (default) wait policy before cyclegan could set one
     from cyclegan.config import LossConfig
     from cyclegan.cpu_threads import LoadAwareThreads, use_threads
     from cyclegan.methods import train_step
@@ -83,6 +87,13 @@ def cpu_model() -> str:
     return "unknown"
 
 
+def autogroups() -> str:
+    try:
+        return "on" if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1" else "off"
+    except OSError:
+        return "unknown"
+
+
 def threads_used(*rows: dict) -> str:
     """"2", or "2->1 (17 of 20 steps on 1)" when the count followed the load."""
     counts = [n for r in rows for n in r["threads"]]
@@ -106,10 +117,11 @@ def measure(args: argparse.Namespace, variant: str, busy: bool) -> dict:
     spinners = []
     if busy:
         # Bounded on its own too: if this script is killed, the spinner still ends.
-        code = SPIN.format(seconds=args.max_seconds * 10 + 600)
+        code = SPIN.format(seconds=args.max_seconds * 10 + 600, duty=args.busy_duty)
         if args.pin_busy is not None:
             code = f"import os\nos.sched_setaffinity(0, {{{args.pin_busy}}})\n" + code
-        spinners = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(args.busy)]
+        spinners = [subprocess.Popen([sys.executable, "-c", code], start_new_session=not args.busy_same_session)
+                    for _ in range(args.busy)]
     try:
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
                              timeout=args.max_seconds * 10 + 600).stdout
@@ -136,6 +148,10 @@ def main() -> None:
     parser.add_argument("--ndf", type=int, default=32)
     parser.add_argument("--busy", type=int, default=1, help="spinning processes in the busy condition")
     parser.add_argument("--pin-busy", type=int, default=None, help="pin the busy processes to this CPU")
+    parser.add_argument("--busy-duty", type=float, default=1.0,
+                        help="fraction of the time each busy process computes (it sleeps the rest of every 0.1 s)")
+    parser.add_argument("--busy-same-session", action="store_true",
+                        help="start the busy processes in this session (one autogroup with the measured step)")
     parser.add_argument("--variants", nargs="+", default=["old", "new"],
                         help="old, new, passive (OMP_WAIT_POLICY=PASSIVE) and spin=N (GOMP_SPINCOUNT=N); "
                              "+fixed: without following the load")
@@ -160,7 +176,9 @@ def main() -> None:
                       f"min {r['min']:.3f} s, median {r['median']:.3f} s, threads {threads_used(r)}, "
                       f"load {r['load_1min_before']:.2f}", flush=True)
     print(f"# busy_machine {started}, {cpu_model()}, {os.cpu_count()} CPUs, crop {args.crop}, "
-          f"{args.generator} ngf {args.ngf} ndf {args.ndf}, busy processes {args.busy}, pinned: {args.pin_busy}")
+          f"{args.generator} ngf {args.ngf} ndf {args.ndf}, busy processes {args.busy} (duty {args.busy_duty}), "
+          f"pinned: {args.pin_busy}, "
+          f"{'same' if args.busy_same_session else 'own'} session, autogroups: {autogroups()}")
     print("| condition | defaults | threads | steps | s/step min | s/step median | load avg (1 min) before |")
     print("|---|---|---|---|---|---|---|")
     for busy in (False, True):
@@ -171,8 +189,8 @@ def main() -> None:
             print(f"| {'busy' if busy else 'idle'} | {variant} | {threads_used(*rs)} | {len(t)} | {min(t):.3f} | "
                   f"{statistics.median(t):.3f} | {min(loads):.2f}-{max(loads):.2f} |")
     if args.json:
-        args.json.write_text(json.dumps({"started": started, "cpu": cpu_model(), "args": vars(args), "rows": rows},
-                                        indent=1, default=str) + "\n")
+        args.json.write_text(json.dumps({"started": started, "cpu": cpu_model(), "autogroups": autogroups(),
+                                         "args": vars(args), "rows": rows}, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":

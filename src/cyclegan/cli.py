@@ -21,7 +21,7 @@ from . import __version__
 from .authors_options import with_our_names
 from .cli_help import OneDefaultFormatter, demo_epilog
 from .config import DIRECTIONS, ConfigError, TrainConfig, add_config_arguments, config_from_args
-from .cpu_threads import use_threads
+from .cpu_threads import LoadAwareThreads, use_threads
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
 from .detectors import print_findings
@@ -47,6 +47,8 @@ from .translate import Translator, tile_overlap
 
 THREADS_HELP = ("CPU threads for torch (0: torch's default, at most the CPUs this process may use; "
                 "OMP_NUM_THREADS if set)")
+FOLLOWING_THREADS_HELP = ("CPU threads for torch (0: torch's default, at most the CPUs this process may use, one "
+                          "fewer for each CPU other processes keep busy; OMP_NUM_THREADS if set)")
 
 EXPECTED_ERRORS = (
     ConfigError, DatasetError, ImageLoadError, RunDirError, NonFiniteLossError, MetricsDependencyError,
@@ -132,7 +134,7 @@ def _translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="bfloat16 autocast on CUDA or on a CPU with native bfloat16 "
                         "(AVX512-BF16/AMX): faster, output differs slightly from float32; refused elsewhere")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
-    p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
+    p.add_argument("--threads", type=int, default=0, help=FOLLOWING_THREADS_HELP)
     p.add_argument("--on-bad-image", choices=["error", "skip"], default="error",
                    help="an unreadable input: stop with an error naming it, or skip it with a warning naming it")
     p.set_defaults(func=_cmd_translate)
@@ -149,6 +151,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--memory-budget: {err}") from None
     tile_overlap(args.tile, args.tile_overlap)  # before the model loads: bad values fail at once
     use_threads(args.threads)
+    follow_load = LoadAwareThreads.for_run(args.threads, distributed=False)  # None: a fixed count
     if args.run.is_file() and args.run.suffix == ".safetensors" and not is_exported(args.run):
         config = args.config or find_config(args.run)
         if args.cycle:
@@ -162,6 +165,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         args.inputs, args.output_dir, batch_size=args.batch_size, max_size=args.max_size,
         cycle_view=args.cycle, progress=args.progress, tile=args.tile, overlap=args.tile_overlap,
         overwrite=args.overwrite, memory_budget=budget, on_bad_image=args.on_bad_image, skipped=skipped,
+        follow_load=follow_load,
     )
     print(f"wrote {_count(len(written), 'file')} to {args.output_dir}"
           + (f" ({len(skipped)} unreadable skipped)" if skipped else ""))

@@ -177,8 +177,8 @@ class RunConfig:
     amp: bool = _opt(False, "bfloat16 autocast on CUDA or on a CPU with native bfloat16 "
                           "(AVX512-BF16/AMX); loss terms stay float32")
     compile: bool = _opt(False, "torch.compile the networks (the first steps are slow while it compiles)")
-    threads: int = _opt(0, "CPU threads for torch (0: torch's default, at most the CPUs this process may use; "
-                           "OMP_NUM_THREADS if set)")
+    threads: int = _opt(0, "CPU threads for torch (0: torch's default, at most the CPUs this process may use, "
+                           "one fewer for each CPU other processes keep busy; OMP_NUM_THREADS if set)")
     eval_freq: int = _opt(0, "steps between two evaluations during training (KID/FID per direction, cycle error, "
                              "failure checks; RUN_DIR/eval_log.csv, checkpoints/best); 0: off. Recommended: 5000 (its cost: "
                              "docs/commands/train.md)")

@@ -1,39 +1,29 @@
-"""CPU threads: how torch's OpenMP threads wait, and how many there are.
+"""CPU threads: how many torch uses, and fewer while other processes hold the CPUs.
 
 torch's CPU build runs its parallel regions (oneDNN convolutions, MKL, element-wise ops)
-on OpenMP: GNU libgomp in the PyPI wheels, Intel's libiomp in some other builds. By default
-a thread that reaches the end of a parallel region first spins, waiting for the others, and
-a training step passes thousands of such barriers. On a machine where another process is
-busy, one of the team is often descheduled: the others spin on their cores instead of
-giving them up, and every barrier waits for the scheduler to run the late thread again.
-Measured on a 2-core AMD EPYC beside one busy process (docs/benchmarks.md, "A busy
-machine"), that is what turned a training step of well under a second into several.
+on OpenMP: GNU libgomp in the PyPI wheels. A thread that reaches the end of a parallel
+region first spins (300,000 times in libgomp), waiting for the others, and a training step
+passes thousands of such barriers. On a machine where another process is busy, one of the
+team is often descheduled: its partners spin on their cores instead of giving them up, and
+every barrier waits for the scheduler to run the late thread again. Measured on a 2-core AMD
+EPYC (docs/benchmarks.md, "A busy machine"), that turned a 0.27 s training step into 1-28 s.
 
-So, unless the user chose otherwise, the package sets GOMP_SPINCOUNT=1000 before torch loads:
-GNU libgomp (the OpenMP of torch's PyPI CPU wheels) then spins 1,000 times instead of
-300,000 before a waiting thread sleeps and leaves its core to whoever can use it (1,000 is
-also what libgomp itself uses when it has more threads than CPUs). Measured on the 2-core
-EPYC (docs/benchmarks.md, "A busy machine"): beside busy processes that is 1.6-2.7x faster
-than the old default and close to never spinning (OMP_WAIT_POLICY=PASSIVE), while on an idle
-machine it stays near the old speed (1.05-1.26x), where PASSIVE cost 1.5-1.9x (every barrier then waits
-for a sleeping thread to be woken). Other OpenMP runtimes (Intel's libiomp) do not read it
-and keep their own defaults. OpenMP reads its environment once, when the library is loaded,
-so this only takes effect when `cyclegan` is imported before `torch` (the `cyclegan` command
-always does); a program that imports torch first keeps torch's default, and can set
-GOMP_SPINCOUNT=1000 itself. Nothing here imports torch at module level.
+The cure kept here is fewer threads, not a different wait: every couple of seconds, between
+steps, training reads how much of its CPUs other processes used (the kernel's per-CPU
+counters in /proc/stat, less this process and its data-loading workers) and runs one thread
+fewer for each CPU they hold, back up when they leave (`LoadAwareThreads`). A team whose
+threads all have a core never waits long at a barrier, so OpenMP keeps its fast spinning and
+an idle machine runs exactly as torch would. Waiting differently was measured and left: never
+spinning (OMP_WAIT_POLICY=PASSIVE) costs 1.5-1.9x on the idle EPYC and a short spin
+(GOMP_SPINCOUNT=1000, the default for a while) 1.05-1.26x, since every barrier then wakes a
+sleeping thread. Both remain the user's to set; the package sets no OpenMP variable.
 
 The number of threads is a run setting (`--threads`), applied with torch.set_num_threads
 when a command starts. The default, 0, keeps torch's count but at most the CPUs this
 process may run on: its affinity mask (torch's OpenMP already starts from it), capped by a
 cgroup CPU quota, as in a container started with `--cpus 2` on a large host, where torch
-would otherwise start one thread per host core. An explicit OMP_NUM_THREADS is respected.
-
-With that default, training also follows the machine's load (`LoadAwareThreads`): every
-couple of seconds, between steps, it reads how much of its CPUs other processes used
-(/proc/stat, less this process and its loader workers) and runs one thread fewer for each CPU
-they hold, back up when they leave. A team with no thread descheduled needs no long wait at a
-barrier, so the idle machine keeps OpenMP's fast spinning and a busy one loses only the cores
-that are really taken. An explicit --threads or OMP_NUM_THREADS fixes the count instead.
+would otherwise start one thread per host core; and it follows the load as above. An
+explicit --threads N or OMP_NUM_THREADS fixes the count.
 """
 
 from __future__ import annotations
@@ -41,29 +31,12 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 
-# Any of these means the user (or a launcher) chose how OpenMP threads wait: leave it alone.
-WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
-# Spins before a waiting OpenMP thread sleeps (libgomp's own default: 300,000).
-SPIN_COUNT = 1000
 # Either of these fixes the thread count torch starts with.
 COUNT_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def set_wait_policy_default(environ: MutableMapping[str, str] = os.environ) -> bool:
-    """GOMP_SPINCOUNT=1000 unless a wait setting is already given or torch already loaded.
-
-    Returns whether it was set. After torch has loaded, OpenMP has read its environment, so
-    setting the variable then would only make it lie about the policy in force.
-    """
-    if "torch" in sys.modules or any(k in environ for k in WAIT_SETTINGS):
-        return False
-    environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
-    return True
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import ConfigError, Direction, ModelConfig, TrainConfig
+from .cpu_threads import LoadAwareThreads
 from .data.formats import domain_format
 from .data.images import BAD_IMAGE_HINT, ImageLoadError, list_inputs, to_pil, to_tensor
 from .data.native import DomainFormat, encode_image, image_tensor, output_suffix, preview, read_image
@@ -352,6 +353,7 @@ class Translator:
         memory_budget: int | None = None,
         on_bad_image: str = "error",
         skipped: list[Path] | None = None,
+        follow_load: LoadAwareThreads | None = None,
     ) -> list[Path]:
         """Translate image files/folders (and videos) into output_dir/<stem>.png (<stem>.mp4 ...),
         each at its input's size; returns the paths written, one per input.
@@ -370,6 +372,7 @@ class Translator:
         and renamed, so an interrupted run leaves only complete files.
         An unreadable input raises ImageLoadError naming it; with on_bad_image="skip" it is left
         out with a warning naming it (appended to `skipped` when given) and the others are written.
+        With follow_load, the CPU thread count follows the machine's load between images (cpu_threads).
         """
         tile_overlap(tile, overlap)  # fail before any output is written
         if max_size is not None and max_size < MIN_TILE:
@@ -392,6 +395,8 @@ class Translator:
         written = []
         bar = tqdm(total=len(images), disable=not progress or not images, unit="img")
         for path in images:
+            if follow_load is not None and (change := follow_load.update()):
+                bar.write(f"cyclegan: {change}", file=sys.stderr)
             try:
                 img = read_image(path, self.format_in)  # a PIL image, or float planes beyond 8-bit RGB
             except ImageLoadError as err:
