@@ -1,12 +1,13 @@
 """Training step time on an idle CPU and beside a busy process, old and new thread defaults.
 
-`old` is torch's default alone: OpenMP's default wait (threads spin 300,000 times at the end of
-every parallel region) and torch's thread count, fixed. `new` is the package's default now
-(`cyclegan.cpu_threads`): the same wait, threads from the CPUs this process may run on, and
-the count following the load between steps (`LoadAwareThreads`, as the training loop does).
-`passive` is `new` with OMP_WAIT_POLICY=PASSIVE (never spin), `spin=N` is `new` with
-GOMP_SPINCOUNT=N; a `+fixed` suffix (`spin=1000+fixed`, the default for a while) keeps the
-thread count fixed instead of following the load. Each measurement is a fresh subprocess timing the training step (`train_step`,
+`old` is torch's default alone: torch imported first, so OpenMP keeps its default wait
+(threads spin 300,000 times at the end of every parallel region), and torch's thread count,
+fixed. `new` is the package's default now (`cyclegan.cpu_threads`): cyclegan imported first,
+so GOMP_SPINCOUNT=3000 is in force when torch loads, threads from the CPUs this process may
+run on, and the count following the load between steps (`LoadAwareThreads`, as the training
+loop does). `passive` is `new` with OMP_WAIT_POLICY=PASSIVE (never spin), `spin=N` is `new`
+with GOMP_SPINCOUNT=N; a `+fixed` suffix (`spin=1000+fixed`, the default for a while) keeps
+the thread count fixed instead of following the load. Each measurement is a fresh subprocess timing the training step (`train_step`,
 random tensors, the demo's networks by default) for --steps steps or --max-seconds seconds,
 whichever ends first (at least 2 steps). `busy` starts --busy more processes that spin in pure Python (bounded in time, and
 stopped as soon as the measurement ends), unpinned or pinned to one CPU with --pin-busy. They
@@ -44,6 +45,8 @@ STRIPPED = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTI
 
 
 def child(args: argparse.Namespace) -> None:
+    if args.variant == "old":
+        import torch  # first: OpenMP reads its (default) wait policy before cyclegan could set one
     from cyclegan.config import LossConfig
     from cyclegan.cpu_threads import LoadAwareThreads, use_threads
     from cyclegan.methods import train_step

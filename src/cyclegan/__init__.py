@@ -6,6 +6,12 @@
     zebra = cyclegan.Translator.from_run(run_dir)(horse_image)
 """
 
+# First, before any module below imports torch: OpenMP reads its wait policy once, when torch
+# loads it (cpu_threads.py says why a short spin keeps a busy machine from stalling training).
+from .cpu_threads import set_wait_policy_default
+
+set_wait_policy_default()
+
 from .config import (
     ConfigError,
     DataConfig,

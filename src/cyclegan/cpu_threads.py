@@ -1,4 +1,4 @@
-"""CPU threads: how many torch uses, and fewer while other processes hold the CPUs.
+"""CPU threads: how torch's OpenMP threads wait, how many there are, and fewer under load.
 
 torch's CPU build runs its parallel regions (oneDNN convolutions, MKL, element-wise ops)
 on OpenMP: GNU libgomp in the PyPI wheels. A thread that reaches the end of a parallel
@@ -6,17 +6,29 @@ region first spins (300,000 times in libgomp), waiting for the others, and a tra
 passes thousands of such barriers. On a machine where another process is busy, one of the
 team is often descheduled: its partners spin on their cores instead of giving them up, and
 every barrier waits for the scheduler to run the late thread again. Measured on a 2-core AMD
-EPYC (docs/benchmarks.md, "A busy machine"), that turned a 0.27 s training step into 1-28 s.
+EPYC beside one busy process (docs/benchmarks.md, "A busy machine"): 0.23 s per step idle,
+about 20 s beside it.
 
-The cure kept here is fewer threads, not a different wait: every couple of seconds, between
-steps, training reads how much of its CPUs other processes used (the kernel's per-CPU
-counters in /proc/stat, less this process and its data-loading workers) and runs one thread
-fewer for each CPU they hold, back up when they leave (`LoadAwareThreads`). A team whose
-threads all have a core never waits long at a barrier, so OpenMP keeps its fast spinning and
-an idle machine runs exactly as torch would. Waiting differently was measured and left: never
-spinning (OMP_WAIT_POLICY=PASSIVE) costs 1.5-1.9x on the idle EPYC and a short spin
-(GOMP_SPINCOUNT=1000, the default for a while) 1.05-1.26x, since every barrier then wakes a
-sleeping thread. Both remain the user's to set; the package sets no OpenMP variable.
+Two things together keep that from happening, measured there side by side:
+
+- Fewer threads while other processes hold the CPUs (`LoadAwareThreads`): every couple of
+  seconds, between training steps (between images in `translate`), the kernel's per-CPU
+  counters (/proc/stat) say how much of our CPUs other processes used, less this process
+  and its data-loading workers; one thread fewer for each CPU they hold, back up when they
+  leave. A team whose threads all have a core never waits long at a barrier.
+- A shorter spin, so that the steps before the next reading are not a disaster: the package
+  sets GOMP_SPINCOUNT=3000 before torch loads. The first step beside a new busy process
+  then takes 0.8 s instead of 14-22 s, while the idle machine keeps torch's speed (the
+  spin still outlasts a barrier's usual wait): 0.223 against 0.225 s per step, where 1,000
+  spins cost 1.08x and never spinning (OMP_WAIT_POLICY=PASSIVE) 1.5-1.9x, since every
+  barrier then wakes a sleeping thread.
+
+Unless the user chose a wait (OMP_WAIT_POLICY, GOMP_SPINCOUNT or KMP_BLOCKTIME is set: then
+nothing changes). OpenMP reads its environment once, when the library is loaded, so the
+spin only takes effect when `cyclegan` is imported before `torch` (the `cyclegan` command
+always does); a program that imports torch first keeps torch's default, and can set
+GOMP_SPINCOUNT=3000 itself. Intel's libiomp does not read it. Nothing here imports torch
+at module level.
 
 The number of threads is a run setting (`--threads`), applied with torch.set_num_threads
 when a command starts. The default, 0, keeps torch's count but at most the CPUs this
@@ -31,12 +43,29 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 
+# Any of these means the user (or a launcher) chose how OpenMP threads wait: leave it alone.
+WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+# Spins before a waiting OpenMP thread sleeps (libgomp's own default: 300,000).
+SPIN_COUNT = 3000
 # Either of these fixes the thread count torch starts with.
 COUNT_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_wait_policy_default(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """GOMP_SPINCOUNT=3000 unless a wait setting is already given or torch already loaded.
+
+    Returns whether it was set. After torch has loaded, OpenMP has read its environment, so
+    setting the variable then would only make it lie about the policy in force.
+    """
+    if "torch" in sys.modules or any(k in environ for k in WAIT_SETTINGS):
+        return False
+    environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    return True
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
