@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--generator", default="resnet_6blocks")
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--ndf", type=int, default=32)
+    parser.add_argument("--conditions", nargs="+", choices=["idle", "busy"], default=["idle", "busy"],
+                        help="idle alone gives more rounds of the idle comparison in the same time")
     parser.add_argument("--busy", type=int, default=1, help="spinning processes in the busy condition")
     parser.add_argument("--pin-busy", type=int, default=None, help="pin the busy processes to this CPU")
     parser.add_argument("--busy-duty", type=float, default=1.0,
@@ -166,10 +168,11 @@ def main() -> None:
         args.variant = args.one
         child(args)
         return
+    conditions = [c == "busy" for c in args.conditions]
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
     for rnd in range(args.rounds):
-        for busy in (False, True):
+        for busy in conditions:
             # Swap the order every round so neither variant always runs first.
             for variant in (args.variants if rnd % 2 == 0 else args.variants[::-1]):
                 r = measure(args, variant, busy)
@@ -184,7 +187,7 @@ def main() -> None:
           f"{'same' if args.busy_same_session else 'own'} session, autogroups: {autogroups()}")
     print("| condition | defaults | threads | steps | s/step min | s/step median | load avg (1 min) before |")
     print("|---|---|---|---|---|---|---|")
-    for busy in (False, True):
+    for busy in conditions:
         for variant in args.variants:
             rs = [r for r in rows if r["busy"] == busy and r["variant"] == variant]
             t = [x for r in rs for x in r["times"]]
