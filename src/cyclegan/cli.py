@@ -9,6 +9,7 @@ a run stopped by a signal exits with 128 + the signal's number after its checkpo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -20,7 +21,7 @@ import torch
 from . import __version__
 from .authors_options import with_our_names
 from .cli_help import OneDefaultFormatter, demo_epilog
-from .config import DIRECTIONS, ConfigError, TrainConfig, add_config_arguments, config_from_args
+from .config import DIRECTIONS, ConfigError, RunConfig, TrainConfig, add_config_arguments, config_from_args
 from .cpu_threads import LoadAwareThreads, use_threads
 from .data.demo import demo_config
 from .data.images import DatasetError, ImageLoadError
@@ -47,8 +48,8 @@ from .translate import Translator, tile_overlap
 
 THREADS_HELP = ("CPU threads for torch (0: torch's default, at most the CPUs this process may use; "
                 "OMP_NUM_THREADS if set)")
-FOLLOWING_THREADS_HELP = ("CPU threads for torch (0: torch's default, at most the CPUs this process may use, one "
-                          "fewer for each CPU other processes keep busy; OMP_NUM_THREADS if set)")
+# translate follows the load as training does: the run setting's own text
+FOLLOWING_THREADS_HELP = next(f.metadata["help"] for f in dataclasses.fields(RunConfig) if f.name == "threads")
 
 EXPECTED_ERRORS = (
     ConfigError, DatasetError, ImageLoadError, RunDirError, NonFiniteLossError, MetricsDependencyError,

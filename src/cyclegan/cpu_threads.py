@@ -47,6 +47,7 @@ import sys
 import time
 from collections.abc import Iterable, MutableMapping
 from pathlib import Path
+from typing import NamedTuple
 
 # Any of these means the user (or a launcher) chose how OpenMP threads wait: leave it alone.
 WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
@@ -159,6 +160,13 @@ def process_ticks(pid: int | str = "self") -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
+class _Reading(NamedTuple):
+    at: float  # time.monotonic()
+    busy: int  # clock ticks of our CPUs, anyone's
+    total: int
+    ours: dict[int, int]  # clock ticks by pid: this process and its live children
+
+
 class LoadAwareThreads:
     """Runs fewer torch threads while other processes hold this process's CPUs.
 
@@ -186,12 +194,11 @@ class LoadAwareThreads:
         if threads != 0 or distributed or most < 2 or any(k in environ for k in COUNT_SETTINGS):
             return None
         try:
-            cpus = os.sched_getaffinity(0)
-            return cls(most, cpus)
-        except (AttributeError, OSError, ValueError):  # not Linux, or a /proc without per-CPU lines
+            return cls(most, os.sched_getaffinity(0))
+        except (AttributeError, OSError, ValueError):  # not Linux (no affinity, no /proc), or a /proc/stat we cannot parse
             return None
 
-    def _reading(self) -> tuple[float, int, int, dict[int, int]]:
+    def _reading(self) -> _Reading:
         busy, total = cpu_ticks(self.cpus)
         ours = {os.getpid(): process_ticks()}
         for child in multiprocessing.active_children():
@@ -199,23 +206,21 @@ class LoadAwareThreads:
                 ours[child.pid] = process_ticks(child.pid)
             except (OSError, ValueError, IndexError):  # ended since it was listed
                 pass
-        return time.monotonic(), busy, total, ours
+        return _Reading(time.monotonic(), busy, total, ours)
 
     def others(self) -> float | None:
         """CPUs other processes kept busy since the last reading (None: too soon to tell)."""
-        if time.monotonic() - self._last[0] < self.interval:
+        if time.monotonic() - self._last.at < self.interval:
             return None
-        then, busy0, total0, ours0 = self._last
-        now = self._reading()
+        before, now = self._last, self._reading()
         self._last = now
-        _, busy1, total1, ours1 = now
-        ticks_per_cpu = (total1 - total0) / len(self.cpus)
-        if ticks_per_cpu <= 0:
+        ticks_per_cpu = (now.total - before.total) / len(self.cpus)
+        if ticks_per_cpu <= 0:  # no per-CPU lines for our CPUs (or no tick yet): nothing to tell
             return None
         # A child that started since the last reading used all its ticks since then; one that
         # ended took its last ones with it (counted as the others', for one reading).
-        ours = sum(t - ours0.get(pid, 0) for pid, t in ours1.items())
-        return max(0.0, (busy1 - busy0 - ours) / ticks_per_cpu)
+        ours = sum(t - before.ours.get(pid, 0) for pid, t in now.ours.items())
+        return max(0.0, (now.busy - before.busy - ours) / ticks_per_cpu)
 
     def update(self) -> str | None:
         others = self.others()
